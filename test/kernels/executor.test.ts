@@ -1,0 +1,95 @@
+// Needs `npm run build` (build/worker.mjs); package.json's pretest runs it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { InlineExecutor, type Executor, type PartialAggTask } from '../../src/kernels/executor.ts'
+import { Kernels, type AccSpec, type GroupRows, type LaneWidth } from '../../src/kernels/kernels.ts'
+import { createPiscinaExecutor } from '../../src/kernels/piscina-executor.ts'
+import { byKey } from './reference.ts'
+
+let k: Kernels
+let inline: InlineExecutor
+let pool: Executor
+
+beforeAll(async () => {
+  k = await Kernels.load()
+  inline = new InlineExecutor(k)
+  pool = await createPiscinaExecutor({ threads: 2, inlineBelowRows: 1000 })
+})
+
+afterAll(async () => {
+  await inline?.close()
+  await pool?.close()
+})
+
+function makeTask(n: number, seed: number): PartialAggTask {
+  let s = seed
+  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296)
+  const laneWidths: LaneWidth[] = [8, 4]
+  const specs: AccSpec[] = [
+    { kind: 'count', input: 'none' },
+    { kind: 'sum', input: 'int64' },
+    { kind: 'max', input: 'int64' },
+    { kind: 'min', input: 'float64' },
+    { kind: 'count', input: 'int32' },
+  ]
+  const win = BigInt64Array.from({ length: n }, (_, i) => BigInt(Math.floor(i / 700)) * 3_600_000_000n)
+  const origin = Int32Array.from({ length: n }, () => Math.floor(229 * rnd() ** 3))
+  const delay = BigInt64Array.from({ length: n }, () => BigInt(Math.floor(rnd() * 400) - 60))
+  const f = Float64Array.from({ length: n }, () => (rnd() < 0.01 ? NaN : Math.floor(rnd() * 1000)))
+  const i32 = Int32Array.from({ length: n }, (_, i) => i)
+  const validity = new Uint8Array((n + 7) >> 3)
+  for (let i = 0; i < n; i++) if (rnd() > 0.2) validity[i >> 3]! |= 1 << (i & 7)
+  return {
+    laneWidths,
+    specs,
+    keys: [win, origin],
+    inputs: [null, { values: delay, validity }, { values: delay, validity: null }, { values: f, validity }, { values: i32, validity }],
+    n,
+  }
+}
+
+function mergeAll(parts: GroupRows[], task: PartialAggTask): GroupRows {
+  const t = k.createGroupTable(task.laneWidths, task.specs)
+  try {
+    for (const p of parts) t.merge(p)
+    return t.export()
+  } finally {
+    t.dispose()
+  }
+}
+
+describe('executors', () => {
+  it('InlineExecutor returns one partial equal to a direct aggregation', async () => {
+    const task = makeTask(5000, 1)
+    const parts = await inline.partialAggregate(task)
+    expect(parts.length).toBe(1)
+    const t = k.createGroupTable(task.laneWidths, task.specs)
+    t.update(task.keys, task.inputs, task.n)
+    expect(byKey(parts[0]!)).toEqual(byKey(t.export()))
+    t.dispose()
+  })
+
+  it('PiscinaExecutor partials, merged, equal the InlineExecutor result', async () => {
+    expect(pool.threads).toBe(2)
+    for (const [n, seed] of [[100_003, 7], [250_000, 8], [1001, 9]] as const) {
+      const task = makeTask(n, seed)
+      const want = byKey(mergeAll(await inline.partialAggregate(task), task))
+      const parts = await pool.partialAggregate(task)
+      expect(parts.length).toBe(2)
+      expect(parts.reduce((s, p) => s + Number(p.accs[0]!.count.reduce((a, c) => a + c, 0n)), 0)).toBe(n)
+      expect(byKey(mergeAll(parts, task))).toEqual(want)
+      // the caller's arrays are untouched (slices were copied before transfer)
+      expect(task.keys[0]!.length).toBe(n)
+    }
+  })
+
+  it('small tasks run inline and concurrent tasks do not interfere', async () => {
+    const small = makeTask(999, 3)
+    expect((await pool.partialAggregate(small)).length).toBe(1)
+    const tasks = [makeTask(40_000, 4), makeTask(60_000, 5), makeTask(80_000, 6)]
+    const results = await Promise.all(tasks.map((t) => pool.partialAggregate(t)))
+    for (let i = 0; i < tasks.length; i++) {
+      const want = byKey(mergeAll(await inline.partialAggregate(tasks[i]!), tasks[i]!))
+      expect(byKey(mergeAll(results[i]!, tasks[i]!))).toEqual(want)
+    }
+  })
+})
