@@ -22,6 +22,10 @@ export interface Fs {
   writeAtomic(path: string, data: Uint8Array | string): Promise<void>
   remove(path: string): Promise<void>
   mkdirp(dir: string): Promise<void>
+  /** Synchronous forms, for resolving a file source's schema when a DataFrame is built and for listing. */
+  listSync(dir: string): FileInfo[]
+  statSync(path: string): (FileInfo & { isDirectory: boolean }) | null
+  readSync(path: string): Uint8Array
 }
 
 export function joinPath(...parts: string[]): string {
@@ -47,6 +51,10 @@ export class MemoryFs implements Fs {
   }
 
   async list(dir: string): Promise<FileInfo[]> {
+    return this.listSync(dir)
+  }
+
+  listSync(dir: string): FileInfo[] {
     const prefix = normalize(dir) + '/'
     const out: FileInfo[] = []
     for (const [path, f] of this.files) {
@@ -56,6 +64,10 @@ export class MemoryFs implements Fs {
   }
 
   async stat(path: string): Promise<(FileInfo & { isDirectory: boolean }) | null> {
+    return this.statSync(path)
+  }
+
+  statSync(path: string): (FileInfo & { isDirectory: boolean }) | null {
     const p = normalize(path)
     const f = this.files.get(p)
     if (f) return { path: p, size: f.data.length, mtimeMs: f.mtimeMs, isDirectory: false }
@@ -64,6 +76,10 @@ export class MemoryFs implements Fs {
   }
 
   async read(path: string): Promise<Uint8Array> {
+    return this.readSync(path)
+  }
+
+  readSync(path: string): Uint8Array {
     const f = this.files.get(normalize(path))
     if (!f) throw Object.assign(new Error(`ENOENT: no such file ${path}`), { code: 'ENOENT' })
     return f.data

@@ -1,0 +1,155 @@
+/**
+ * {@link Fs} over node:fs/promises. Paths are used as given ('/' separators; relative paths resolve
+ * against the process's working directory).
+ */
+import { randomBytes } from 'node:crypto'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { joinPath, type FileInfo, type Fs } from '../fs.ts'
+
+function isNotFound(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code
+  return code === 'ENOENT' || code === 'ENOTDIR'
+}
+
+export class NodeFs implements Fs {
+  /**
+   * Files directly under `dir`, sorted by name. Like Spark's file index, names starting with '.' or
+   * '_' (temporary files, `_SUCCESS`, `_spark_metadata`) are skipped. A missing directory is `[]`.
+   */
+  async list(dir: string): Promise<FileInfo[]> {
+    let names: string[]
+    try {
+      names = await readdir(dir)
+    } catch (e) {
+      if (isNotFound(e)) return []
+      throw e
+    }
+    names = names.filter((n) => !n.startsWith('.') && !n.startsWith('_')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    const out: FileInfo[] = []
+    for (const name of names) {
+      const path = joinPath(dir, name)
+      try {
+        const s = await stat(path)
+        if (s.isFile()) out.push({ path, size: s.size, mtimeMs: s.mtimeMs })
+      } catch (e) {
+        // removed between readdir and stat
+        if (!isNotFound(e)) throw e
+      }
+    }
+    return out
+  }
+
+  listSync(dir: string): FileInfo[] {
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch (e) {
+      if (isNotFound(e)) return []
+      throw e
+    }
+    names = names.filter((n) => !n.startsWith('.') && !n.startsWith('_')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    const out: FileInfo[] = []
+    for (const name of names) {
+      const path = joinPath(dir, name)
+      const s = statSync(path, { throwIfNoEntry: false })
+      if (s?.isFile()) out.push({ path, size: s.size, mtimeMs: s.mtimeMs })
+    }
+    return out
+  }
+
+  statSync(path: string): (FileInfo & { isDirectory: boolean }) | null {
+    try {
+      const s = statSync(path, { throwIfNoEntry: false })
+      if (!s) return null
+      return { path, size: s.isDirectory() ? 0 : s.size, mtimeMs: s.mtimeMs, isDirectory: s.isDirectory() }
+    } catch (e) {
+      if (isNotFound(e)) return null
+      throw e
+    }
+  }
+
+  readSync(path: string): Uint8Array {
+    const b = readFileSync(path)
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+  }
+
+  async stat(path: string): Promise<(FileInfo & { isDirectory: boolean }) | null> {
+    try {
+      const s = await stat(path)
+      return { path, size: s.isDirectory() ? 0 : s.size, mtimeMs: s.mtimeMs, isDirectory: s.isDirectory() }
+    } catch (e) {
+      if (isNotFound(e)) return null
+      throw e
+    }
+  }
+
+  async read(path: string): Promise<Uint8Array> {
+    const b = await readFile(path)
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+  }
+
+  async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
+    const fh = await open(path, 'r')
+    try {
+      const size = (await fh.stat()).size
+      const s = Math.max(0, Math.min(start, size))
+      const e = Math.max(s, Math.min(end, size))
+      const out = new Uint8Array(e - s)
+      let done = 0
+      while (done < out.length) {
+        const { bytesRead } = await fh.read(out, done, out.length - done, s + done)
+        if (bytesRead === 0) break
+        done += bytesRead
+      }
+      return done === out.length ? out : out.subarray(0, done)
+    } finally {
+      await fh.close()
+    }
+  }
+
+  /** Writes to `.<name>.<random>.tmp` in the same directory, fsyncs, then renames over `path`. */
+  async writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
+    const dir = dirname(path)
+    await mkdir(dir, { recursive: true })
+    const base = path.slice(path.lastIndexOf('/') + 1)
+    const tmp = joinPath(dir, `.${base}.${randomBytes(6).toString('hex')}.tmp`)
+    const fh = await open(tmp, 'w')
+    try {
+      await fh.writeFile(data)
+      await fh.sync()
+    } catch (e) {
+      await fh.close().catch(() => {})
+      await unlink(tmp).catch(() => {})
+      throw e
+    }
+    await fh.close()
+    try {
+      await rename(tmp, path)
+    } catch (e) {
+      await unlink(tmp).catch(() => {})
+      throw e
+    }
+    // make the rename durable (best effort: directories cannot be fsynced everywhere)
+    try {
+      const dh = await open(dir, 'r')
+      try {
+        await dh.sync()
+      } finally {
+        await dh.close()
+      }
+    } catch {
+      /* ignore */
+    }
+  }
+
+  /** Removes a file (or a directory tree); missing paths are ignored. */
+  async remove(path: string): Promise<void> {
+    await rm(path, { force: true, recursive: true })
+  }
+
+  async mkdirp(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true })
+  }
+}
