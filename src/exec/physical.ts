@@ -1,0 +1,161 @@
+import { type Batch, concatBatches, filterBatch, makeBatch, sliceBatch, takeBatch } from '../batch.ts'
+import { AnalysisError } from '../errors.ts'
+import { MemoryFs } from '../fs.ts'
+import type { Executor } from '../kernels/executor.ts'
+import type { Kernels } from '../kernels/kernels.ts'
+import { exprName, resolveColumn } from '../plan/expr.ts'
+import type { Plan } from '../plan/logical.ts'
+import type { SourceProvider } from '../sources/source.ts'
+import { valueAt } from '../util/rows.ts'
+import { AggregateOperator, type OutputMode } from './aggregate.ts'
+import { evalExpr } from './eval.ts'
+
+type Aggregate = Extract<Plan, { kind: 'aggregate' }>
+export type WatermarkNode = Extract<Plan, { kind: 'watermark' }>
+
+/** A query cut at its one stateful operator: stateless stages before and after it. */
+export interface PhysicalPlan {
+  readonly source: SourceProvider
+  readonly pre: readonly Plan[]
+  readonly aggregate: Aggregate | null
+  readonly post: readonly Plan[]
+  readonly watermarks: readonly WatermarkNode[]
+}
+
+export function compile(plan: Plan): PhysicalPlan {
+  const chain: Plan[] = []
+  let p = plan
+  while (p.kind !== 'source') {
+    chain.unshift(p)
+    p = p.child
+  }
+  const aggs = chain.filter((n): n is Aggregate => n.kind === 'aggregate')
+  if (aggs.length > 1) {
+    throw new AnalysisError('MULTIPLE_AGGREGATIONS', 'Multiple streaming aggregations are not supported with streaming DataFrames/Datasets')
+  }
+  const at = aggs.length === 1 ? chain.indexOf(aggs[0]!) : chain.length
+  return {
+    source: p.provider,
+    pre: chain.slice(0, at),
+    aggregate: aggs[0] ?? null,
+    post: chain.slice(at + 1),
+    watermarks: chain.filter((n): n is WatermarkNode => n.kind === 'watermark'),
+  }
+}
+
+/** Event-time statistics of one watermark node over one batch, in ms (Spark's EventTimeStats). */
+export interface EventTimeStats {
+  max: number
+  min: number
+  sum: number
+  count: number
+}
+
+/** Runs a stateless stage over a batch. `stats` receives the event-time statistics of watermark nodes. */
+export function runStage(node: Plan, batch: Batch, stats?: Map<WatermarkNode, EventTimeStats>): Batch {
+  switch (node.kind) {
+    case 'project':
+      return makeBatch(node.schema, node.exprs.map((e) => evalExpr(e, batch)), batch.numRows)
+    case 'filter': {
+      const mask = evalExpr(node.condition, batch)
+      return filterBatch(batch, mask.values as Uint8Array, mask.validity)
+    }
+    case 'watermark': {
+      if (stats && batch.numRows > 0) stats.set(node, eventTimeStats(batch, node.column))
+      return batch
+    }
+    case 'sort':
+      return sortBatch(batch, node)
+    case 'limit':
+      return batch.numRows <= node.n ? batch : sliceBatch(batch, 0, node.n)
+    default:
+      throw new Error(`unreachable: ${node.kind} as a stateless stage`)
+  }
+}
+
+function eventTimeStats(batch: Batch, column: string): EventTimeStats {
+  const r = resolveColumn(batch.schema, column)
+  let c = batch.columns[r.index]!
+  if (c.type === 'window') c = c.children!.end
+  const v = c.values as BigInt64Array
+  let max = -Infinity, min = Infinity, sum = 0, count = 0
+  for (let i = 0; i < c.length; i++) {
+    if (c.validity !== null && (c.validity[i >> 3]! & (1 << (i & 7))) === 0) continue
+    const ms = Number(v[i]! / 1000n)
+    if (ms > max) max = ms
+    if (ms < min) min = ms
+    sum += ms
+    count++
+  }
+  return { max, min, sum, count }
+}
+
+function sortBatch(batch: Batch, node: Extract<Plan, { kind: 'sort' }>): Batch {
+  const keys = node.orders.map((o) => ({ col: evalExpr(o.expr, batch), sign: o.ascending ? 1 : -1 }))
+  const idx = Int32Array.from({ length: batch.numRows }, (_, i) => i)
+  const cmpValue = (a: unknown, b: unknown): number => {
+    if (a === b) return 0
+    if (a === null) return -1 // Spark: NULLS FIRST for ascending
+    if (b === null) return 1
+    if (typeof a === 'object') return cmpValue((a as { start: number }).start, (b as { start: number }).start)
+    return (a as number) < (b as number) ? -1 : 1
+  }
+  idx.sort((i, j) => {
+    for (const k of keys) {
+      const c = cmpValue(valueAt(k.col, i), valueAt(k.col, j))
+      if (c !== 0) return c * k.sign
+    }
+    return i - j
+  })
+  return takeBatch(batch, idx)
+}
+
+/** Runs a non-streaming plan to completion (Spark's batch execution): one pass, aggregation emits every group. */
+export async function executeBatchPlan(plan: Plan, kernels: Kernels, executor: Executor): Promise<Batch> {
+  const phys = compile(plan)
+  const source = await phys.source.createSource({ fs: new MemoryFs(), metadataPath: '' })
+  try {
+    const end = await source.latestOffset(null, {})
+    let batch = concatBatches(phys.source.schema, end === null ? [] : await source.getBatch(null, end))
+    for (const node of phys.pre) batch = runStage(node, batch)
+    if (phys.aggregate) {
+      const a = phys.aggregate
+      const op = new AggregateOperator(kernels, executor, a.child.schema, a.keys, a.aggs, new Set(), 'complete')
+      try {
+        batch = (await op.process(batch, null)).output
+      } finally {
+        op.dispose()
+      }
+    }
+    for (const node of phys.post) batch = runStage(node, batch)
+    return batch
+  } finally {
+    await source.stop()
+  }
+}
+
+/** Spark's UnsupportedOperationChecker for the operations Sluice has. @throws AnalysisError */
+export function checkStreamingPlan(phys: PhysicalPlan, mode: OutputMode): void {
+  const a = phys.aggregate
+  if (a === null && mode === 'complete') {
+    throw new AnalysisError('COMPLETE_WITHOUT_AGGREGATION', 'Complete output mode not supported when there are no streaming aggregations on streaming DataFrames/Datasets')
+  }
+  if (a !== null && mode === 'append') {
+    const hasWatermarkKey = a.keys.some((k) => a.schema.some((f) => f.name === exprName(k) && a.eventTime.has(f.name)))
+    if (!hasWatermarkKey) {
+      throw new AnalysisError(
+        'APPEND_WITHOUT_WATERMARK',
+        'Append output mode not supported when there are streaming aggregations on streaming DataFrames/DataSets without watermark; ' +
+          "add withWatermark() on the event-time column and group by it or by a window() over it, or use outputMode('update' | 'complete')",
+      )
+    }
+  }
+  for (const node of [...phys.pre, ...phys.post]) {
+    if (node.kind === 'sort' && !(mode === 'complete' && phys.post.includes(node))) {
+      throw new AnalysisError('SORT_ON_STREAM', 'Sorting is not supported on streaming DataFrames/Datasets, unless it is on aggregated DataFrame/Dataset in Complete output mode')
+    }
+    if (node.kind === 'limit' && mode !== 'complete') {
+      throw new AnalysisError('LIMIT_ON_STREAM', 'Limits are not supported on streaming DataFrames/Datasets in Update or Append output modes')
+    }
+  }
+}

@@ -1,0 +1,23 @@
+import type { Batch } from '../batch.ts'
+import type { Fs } from '../fs.ts'
+import type { OutputMode } from '../exec/aggregate.ts'
+
+export interface SinkContext {
+  readonly fs: Fs
+  readonly queryName: string | null
+  readonly outputMode: OutputMode
+}
+
+/** A running sink (Spark's `Sink.addBatch`): must be idempotent on batchId — a batch re-run after a crash is given the same id. */
+export interface Sink {
+  readonly description: string
+  addBatch(batchId: number, data: Batch): Promise<void>
+  stop?(): Promise<void>
+}
+
+export interface SinkProvider {
+  readonly name: string
+  /** Output modes this sink accepts (Spark: file sinks are Append only). */
+  readonly outputModes: readonly OutputMode[]
+  create(ctx: SinkContext): Promise<Sink>
+}
