@@ -19,3 +19,4 @@ export type { Batch, Column as ColumnData, DataType, Field, Schema } from './bat
 export { type Fs, MemoryFs } from './fs.ts'
 export type { Row } from './util/rows.ts'
 export { batchToArrow, tableFromBatches, arrowToBatches } from './arrow.ts'
+export { registerSourceConnector, registerSinkConnector, type SourceConnector, type SinkConnector } from './connectors.ts'

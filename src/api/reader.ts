@@ -1,5 +1,6 @@
 import type { Schema } from '../batch.ts'
-import { SourceError } from '../errors.ts'
+import { OptionError, SourceError } from '../errors.ts'
+import { sourceConnector } from '../connectors.ts'
 import { fileFormat } from '../formats/format.ts'
 import { sourceNode } from '../plan/logical.ts'
 import { type SchemaSpec, toSchema } from '../sources/memory.ts'
@@ -24,7 +25,7 @@ export class DataStreamReader {
   constructor(private readonly session: SluiceSession, private readonly streaming: boolean) {}
 
   format(source: string): this {
-    fileFormat(source)
+    if (sourceConnector(source) === undefined) fileFormat(source)
     this.fmt = source
     return this
   }
@@ -49,7 +50,13 @@ export class DataStreamReader {
    * A DataFrame over the file or directory at `path`.
    * @throws OptionError for unknown or invalid options; SourceError `PATH_NOT_FOUND` / `EMPTY_INPUT` when no schema can be found.
    */
-  load(path: string): DataFrame {
+  load(path?: string): DataFrame {
+    const connector = sourceConnector(this.fmt)
+    if (connector !== undefined) {
+      const provider = connector.createSource({ options: this.opts, schema: this.userSchema, path, streaming: this.streaming, fs: this.session.fs })
+      return new DataFrame(this.session, sourceNode(provider, this.streaming))
+    }
+    if (path === undefined) throw new OptionError('MISSING_OPTION', `load() needs a path for the ${this.fmt} format`)
     const o = parseOptions(this.streaming ? 'readStream' : 'read', READER_OPTIONS, this.opts)
     const format = fileFormat(this.fmt)
     const readOptions = {

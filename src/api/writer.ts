@@ -10,6 +10,7 @@ import type { SinkProvider } from '../sinks/sink.ts'
 import { type OptionValue, WRITER_OPTIONS, parseOptions } from './options.ts'
 import type { DataFrame } from './dataframe.ts'
 import { StreamingQuery } from './query.ts'
+import { registeredSinkNames, sinkConnector } from '../connectors.ts'
 
 const FORMATS = ['console', 'memory', 'parquet', 'json', 'csv', 'arrow', 'foreachBatch'] as const
 
@@ -39,8 +40,8 @@ export class DataStreamWriter {
 
   /** 'console' (default), 'memory', 'parquet', 'json', 'csv', 'arrow'. */
   format(source: string): this {
-    if (!(FORMATS as readonly string[]).includes(source)) {
-      throw new OptionError('UNKNOWN_FORMAT', `Unknown sink format '${source}'; accepted: ${FORMATS.join(', ')}`)
+    if (!(FORMATS as readonly string[]).includes(source) && sinkConnector(source) === undefined) {
+      throw new OptionError('UNKNOWN_FORMAT', `Unknown sink format '${source}'; accepted: ${[...FORMATS, ...registeredSinkNames()].join(', ')}`)
     }
     this.fmt = source
     return this
@@ -81,7 +82,16 @@ export class DataStreamWriter {
    */
   async start(path?: string): Promise<StreamingQuery> {
     if (path !== undefined) this.opts.set('path', path)
-    const o = parseOptions('writeStream', WRITER_OPTIONS, this.opts)
+    const connector = sinkConnector(this.fmt)
+    const own = new Map([...this.opts].filter(([k]) => k in WRITER_OPTIONS || connector === undefined))
+    if (connector !== undefined) {
+      for (const k of this.opts.keys()) {
+        if (!(k in WRITER_OPTIONS) && !connector.optionNames.includes(k)) {
+          throw new OptionError('UNKNOWN_OPTION', `Unknown ${this.fmt} sink option '${k}'; accepted: ${[...Object.keys(WRITER_OPTIONS), ...connector.optionNames].join(', ')}`)
+        }
+      }
+    }
+    const o = parseOptions('writeStream', WRITER_OPTIONS, own)
     const session = this.df.session
     const trigger = resolveTrigger(this.trig)
     if (o.flushAtEnd && trigger.kind === 'processingTime') {
@@ -103,6 +113,10 @@ export class DataStreamWriter {
         break
       }
       default:
+        if (connector !== undefined) {
+          sink = connector.createSink({ options: this.opts, schema, outputMode: this.mode, fs: session.fs })
+          break
+        }
         if (o.path === undefined) throw new OptionError('MISSING_OPTION', `'path' is not specified for the ${this.fmt} sink`)
         if (o.checkpointLocation === undefined) {
           throw new AnalysisError('CHECKPOINT_REQUIRED', "checkpointLocation must be specified either through option('checkpointLocation', ...) or SparkSession.conf.set('sluice.sql.streaming.checkpointLocation', ...)")
