@@ -11,6 +11,9 @@ registerPlatform({
   defaultThreads: () => 1,
   createExecutor: async (_threads, kernels) => new InlineExecutor(kernels),
   log: (message) => console.warn(`[sluice] ${message}`),
+  kill: () => {
+    throw new Error('sluice.testing.killAt is not supported in the browser')
+  },
 })
 
 export * from './index.ts'

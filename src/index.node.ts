@@ -9,6 +9,7 @@ registerPlatform({
   defaultThreads: () => Math.min(4, availableParallelism()),
   createExecutor: (threads) => createPiscinaExecutor({ threads }),
   log: (message) => console.error(`[sluice] ${message}`),
+  kill: () => process.kill(process.pid, 'SIGKILL'),
 })
 
 export * from './index.ts'

@@ -10,6 +10,8 @@ export interface Platform {
   defaultThreads(): number
   createExecutor(threads: number, kernels: Kernels): Promise<Executor>
   log(message: string): void
+  /** Ends the process at once (test hook for crash recovery; SIGKILL on Node). */
+  kill(): void
 }
 
 let current: Platform | null = null

@@ -138,6 +138,7 @@ export class DataStreamWriter {
       executor,
       listeners: () => session.streams.listeners,
       log: (m) => session.platform.log(m),
+      kill: () => session.platform.kill(),
     })
     const query = new StreamingQuery(exec, session)
     if (this.name !== null && session.streams.active.some((q) => q.name === this.name)) {

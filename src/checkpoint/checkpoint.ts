@@ -15,6 +15,14 @@ export interface OffsetSeq {
   offsets: (Offset | null)[]
 }
 
+/** What a restart must keep (Spark's "Recovery Semantics after Changes"). */
+export interface QueryShape {
+  /** One entry per source, in plan order: its kind (e.g. 'parquet', 'memory', 'kafka'). */
+  sources: string[]
+  /** The sink's kind and, for file sinks, its output path. */
+  sink: { kind: string; path?: string }
+}
+
 export interface CommitMetadata {
   nextBatchWatermarkMs: number
 }
@@ -34,23 +42,28 @@ export class Checkpoint {
     return joinPath(this.location, ...parts)
   }
 
-  /** Reads the query id, creating `metadata` with a new id for a new checkpoint. */
-  async queryId(): Promise<{ id: string; isNew: boolean }> {
+  /**
+   * Reads `metadata`, creating it (with a new query id and `shape`) for a new checkpoint. Besides
+   * Spark's `id`, Sluice records the query's shape (its sources and sink) to refuse restarts after
+   * changes Spark forbids.
+   */
+  async metadata(shape: QueryShape): Promise<{ id: string; isNew: boolean; shape: QueryShape | null }> {
     const file = this.path('metadata')
     const stat = await this.fs.stat(file)
     if (stat !== null) {
       const text = new TextDecoder().decode(await this.fs.read(file))
+      let meta: { id?: unknown; shape?: QueryShape }
       try {
-        const id = (JSON.parse(text) as { id?: unknown }).id
-        if (typeof id === 'string') return { id, isNew: false }
+        meta = JSON.parse(text) as typeof meta
       } catch (cause) {
-        throw new CheckpointError('CORRUPT_CHECKPOINT_FILE', `Checkpoint file ${file} is not valid JSON: ${JSON.stringify(text.slice(0, 80))}`, { cause })
+        throw new CheckpointError('CORRUPT_CHECKPOINT_FILE', `Checkpoint file ${file} is torn or not valid JSON: ${JSON.stringify(text.slice(0, 80))}`, { cause })
       }
-      throw new CheckpointError('CORRUPT_CHECKPOINT_FILE', `Checkpoint file ${file} has no query id`)
+      if (typeof meta.id !== 'string') throw new CheckpointError('CORRUPT_CHECKPOINT_FILE', `Checkpoint file ${file} has no query id`)
+      return { id: meta.id, isNew: false, shape: meta.shape ?? null }
     }
     const id = crypto.randomUUID()
-    await this.fs.writeAtomic(file, JSON.stringify({ id }) + '\n')
-    return { id, isNew: true }
+    await this.fs.writeAtomic(file, JSON.stringify({ id, shape }) + '\n')
+    return { id, isNew: true, shape }
   }
 
   async batchIds(log: 'offsets' | 'commits'): Promise<number[]> {

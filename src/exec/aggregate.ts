@@ -143,7 +143,11 @@ export class AggregateOperator {
    * Returns the rows to emit (outputSchema), the state changes for the delta, and state metrics.
    */
   async process(input: Batch, watermarkMs: number | null): Promise<{ output: Batch; changes: StateChanges; metrics: AggregateMetrics }> {
+    const T = ((globalThis as any).__T ??= {}) as Record<string, number>
+    let t0 = performance.now()
+    const tick = (k: string) => { const t = performance.now(); T[k] = (T[k] ?? 0) + t - t0; t0 = t }
     const partials = input.numRows > 0 ? await this.partialAggregate(input) : []
+    tick('partial')
     const late = this.evictsByWatermark && watermarkMs !== null ? this.evictionThreshold(watermarkMs) : null
     let dropped = 0
     const touched = new Uint8Array(0)
@@ -171,7 +175,9 @@ export class AggregateOperator {
         if (touchedMark[id] === 0) { touchedMark[id] = 1; touchedIds.push(id) }
       }
     }
+    tick('merge')
     const updated = this.state.exportIds(Int32Array.from(touchedIds))
+    tick('exportIds')
     touchedIds = []
     let output: GroupRows
     let removed: GroupRows | null = null
@@ -181,6 +187,7 @@ export class AggregateOperator {
       if (this.evictsByWatermark && watermarkMs !== null) removed = this.state.removeWhere(this.watermarkKey, this.evictionThreshold(watermarkMs))
       output = this.mode === 'update' ? updated : removed ?? emptyRows(this.laneWidths, this.specs)
     }
+    tick('evict')
     const metrics: AggregateMetrics = {
       numRowsTotal: this.state.numGroups,
       numRowsUpdated: updated.numGroups,
@@ -188,11 +195,11 @@ export class AggregateOperator {
       numRowsDroppedByWatermark: dropped,
       memoryUsedBytes: this.state.numGroups * this.rowBytes(),
     }
-    return {
-      output: this.finalize(output),
-      changes: { upserts: this.toStateBatch(updated), removedKeys: this.keysBatch(removed ?? emptyRows(this.laneWidths, this.specs)) },
-      metrics,
-    }
+    const fin = this.finalize(output)
+    tick('finalize')
+    const ch = { upserts: this.toStateBatch(updated), removedKeys: this.keysBatch(removed ?? emptyRows(this.laneWidths, this.specs)) }
+    tick('stateBatch')
+    return { output: fin, changes: ch, metrics }
   }
 
   /** All state rows (state schema), for snapshots. */
@@ -230,9 +237,11 @@ export class AggregateOperator {
     if (windowKey) {
       const ts = evalExpr(windowKey.expr, batch)
       const w = windowKey.window!
+      const T = ((globalThis as any).__T ??= {}) as Record<string, number>; let t0 = performance.now()
       const r = this.kernels.assignWindows(ts.values as BigInt64Array, ts.validity, BigInt(w.windowUs), BigInt(w.slideUs), BigInt(w.startUs))
       if (r.rows !== null) batch = takeBatch(batch, r.rows)
       starts = r.starts
+      T.assign = (T.assign ?? 0) + performance.now() - t0
     }
     const n = batch.numRows
     if (n === 0) return []

@@ -1,6 +1,6 @@
 import { type Batch, concatBatches } from '../batch.ts'
-import { Checkpoint, type OffsetSeq } from '../checkpoint/checkpoint.ts'
-import { SluiceError } from '../errors.ts'
+import { Checkpoint, type OffsetSeq, type QueryShape } from '../checkpoint/checkpoint.ts'
+import { CheckpointError, SluiceError } from '../errors.ts'
 import { type Fs, MemoryFs, joinPath } from '../fs.ts'
 import type { Executor } from '../kernels/executor.ts'
 import type { Kernels } from '../kernels/kernels.ts'
@@ -8,7 +8,7 @@ import type { Plan } from '../plan/logical.ts'
 import type {
   StateOperatorProgress, StreamingQueryListener, StreamingQueryProgress, StreamingQueryStatus,
 } from '../progress/progress.ts'
-import type { Sink, SinkProvider } from '../sinks/sink.ts'
+import { FAULT_POINTS, type FaultPoint, type Sink, type SinkProvider } from '../sinks/sink.ts'
 import { type Offset, type Source, sameOffset } from '../sources/source.ts'
 import { StateStore } from '../state/state-store.ts'
 import { isoMs } from '../util/time.ts'
@@ -37,6 +37,8 @@ export interface QuerySettings {
   readonly executor: Executor
   readonly listeners: () => readonly StreamingQueryListener[]
   readonly log: (message: string) => void
+  /** Kills the process at once (SIGKILL on Node), for `sluice.testing.killAt`. */
+  readonly kill: () => void
 }
 
 const IDLE_POLL_MS = 100
@@ -109,7 +111,14 @@ export class StreamExecution {
     const s = this.settings
     const fs = s.checkpointLocation === null ? new MemoryFs() : s.fs
     this.checkpoint = new Checkpoint(fs, s.checkpointLocation ?? `memory:${this.runId}`)
-    this.id = (await this.checkpoint.queryId()).id
+    const shape: QueryShape = {
+      sources: [this.phys.source.kind],
+      sink: { kind: s.sink.name, ...(s.sink.path !== undefined ? { path: s.sink.path } : {}) },
+    }
+    const meta = await this.checkpoint.metadata(shape)
+    this.id = meta.id
+    if (meta.shape !== null) checkShape(meta.shape, shape, this.checkpoint.path('metadata'))
+    this.killAt = parseKillAt(this.conf.get('sluice.testing.killAt'))
     this.source = await this.phys.source.createSource({ fs, metadataPath: this.checkpoint.path('sources', '0') })
     if (this.phys.aggregate) {
       const a = this.phys.aggregate
@@ -122,7 +131,7 @@ export class StreamExecution {
       await this.stateStore.checkSchema()
     }
     await this.recover()
-    this.sink = await s.sink.create({ fs: s.fs, queryName: s.queryName, outputMode: s.outputMode })
+    this.sink = await s.sink.create({ fs: s.fs, queryName: s.queryName, outputMode: s.outputMode, faultPoint: (p) => this.faultPoint(p) })
     this.unsubscribe = this.source.onData?.(() => this.wakeIdle?.()) ?? null
     this.active = true
     const startedAt = isoMs(Date.now())
@@ -130,17 +139,44 @@ export class StreamExecution {
     this.loopDone = this.runLoop()
   }
 
+  private killAt: { point: FaultPoint; batchId: number } | null = null
+
+  /** Test hook (`sluice.testing.killAt = '<point>@<batchId>'`): kills the process at that point of that batch. */
+  private faultPoint(point: FaultPoint): void {
+    if (this.killAt !== null && this.killAt.point === point && this.killAt.batchId === this.batchId) this.settings.kill()
+  }
+
   private confInt(key: string, dflt: number): number {
     const v = this.conf.get(key)
     return v === undefined ? dflt : Number(v)
   }
 
+  /**
+   * Finds where to resume. A torn or empty entry that a crash can leave is handled where that is
+   * safe: the newest offsets entry, if unreadable and uncommitted, never ran (it is written before
+   * its batch) and is discarded; the newest commit entry, if unreadable, is discarded and its batch
+   * re-run (sinks are idempotent on batch id). Anything else unreadable refuses the start with a
+   * CheckpointError naming the file.
+   */
   private async recover(): Promise<void> {
     const ck = this.checkpoint
-    const lastOffsets = await ck.latestBatchId('offsets')
-    let stateVersion = 0
+    const offsetIds = await ck.batchIds('offsets')
+    const commitIds = await ck.batchIds('commits')
+    let lastOffsets = offsetIds.at(-1) ?? null
+    let seq: OffsetSeq | null = null
     if (lastOffsets !== null) {
-      const seq = await ck.readOffsets(lastOffsets)
+      try {
+        seq = await ck.readOffsets(lastOffsets)
+      } catch (e) {
+        if (!(e instanceof CheckpointError) || commitIds.includes(lastOffsets)) throw e
+        this.settings.log(`${e.message}: discarding it (batch ${lastOffsets} never ran) and planning the batch again`)
+        await ck.fs.remove(ck.path('offsets', String(lastOffsets)))
+        lastOffsets = offsetIds.at(-2) ?? null
+        seq = lastOffsets === null ? null : await ck.readOffsets(lastOffsets)
+      }
+    }
+    let stateVersion = 0
+    if (lastOffsets !== null && seq !== null) {
       for (const key of RECORDED_CONF) {
         const recorded = seq.metadata.conf[key]
         if (recorded !== undefined && this.conf.get(key) !== undefined && this.conf.get(key) !== recorded) {
@@ -148,12 +184,21 @@ export class StreamExecution {
         }
         if (recorded !== undefined) this.conf.set(key, recorded)
       }
-      const lastCommit = await ck.latestBatchId('commits')
-      if (lastCommit === lastOffsets) {
+      let commit: { nextBatchWatermarkMs: number } | null = null
+      if (commitIds.includes(lastOffsets)) {
+        try {
+          commit = await ck.readCommit(lastOffsets)
+        } catch (e) {
+          if (!(e instanceof CheckpointError)) throw e
+          this.settings.log(`${e.message}: discarding it and re-running batch ${lastOffsets}`)
+          await ck.fs.remove(ck.path('commits', String(lastOffsets)))
+        }
+      }
+      if (commit !== null) {
         this.batchId = lastOffsets + 1
         this.committedOffset = seq.offsets[0] ?? null
         this.batchWatermarkMs = seq.metadata.batchWatermarkMs
-        this.nextWatermarkMs = (await ck.readCommit(lastOffsets)).nextBatchWatermarkMs
+        this.nextWatermarkMs = commit.nextBatchWatermarkMs
         stateVersion = lastOffsets + 1
       } else {
         this.batchId = lastOffsets
@@ -265,6 +310,7 @@ export class StreamExecution {
       }
       await this.checkpoint.writeOffsets(batchId, { metadata: { batchWatermarkMs: watermarkMs, batchTimestampMs: triggerStart, conf }, offsets: [end] })
     }
+    this.faultPoint('afterOffsetsLog')
     const walCommitMs = performance.now() - t
     t = performance.now()
     const hasData = end !== null && !sameOffset(end, this.committedOffset)
@@ -279,15 +325,18 @@ export class StreamExecution {
     let commitTimeMs = 0
     if (this.aggregate) {
       const r = await this.aggregate.process(batch, hasWatermark ? watermarkMs : null)
+      this.faultPoint('duringAggregation')
       batch = r.output
       aggMetrics = r.metrics
       const tc = performance.now()
       const agg = this.aggregate
       await this.stateStore!.commit(batchId + 1, r.changes, () => agg.snapshot())
       commitTimeMs = performance.now() - tc
+      this.faultPoint('afterStateCommit')
     }
     for (const node of this.phys.post) batch = runStage(node, batch)
     await this.sink.addBatch(batchId, batch)
+    this.faultPoint('afterSink')
     const addBatchMs = performance.now() - t
     // watermark for the next batch (Spark's WatermarkTracker.updateWatermark, min or max policy)
     t = performance.now()
@@ -307,6 +356,7 @@ export class StreamExecution {
       if (chosen > next) next = chosen
     }
     await this.checkpoint.writeCommit(batchId, { nextBatchWatermarkMs: next })
+    this.faultPoint('afterCommitLog')
     const commitOffsetsMs = performance.now() - t
     if (watermarkMs >= FLUSH_WATERMARK_MS) this.flushed = true
     const startOffset = this.committedOffset
@@ -438,6 +488,33 @@ export class StreamExecution {
   get checkpointPath(): string {
     return this.checkpoint ? joinPath(this.checkpoint.location) : ''
   }
+}
+
+/** Spark's rules for restarts after changes: same number and kinds of sources; a file sink keeps its path. */
+function checkShape(recorded: QueryShape, now: QueryShape, file: string): void {
+  const fmt = (x: string[]) => `[${x.join(', ')}]`
+  if (fmt(recorded.sources) !== fmt(now.sources)) {
+    throw new CheckpointError(
+      'SOURCES_CHANGED',
+      `The query's sources ${fmt(now.sources)} differ from those recorded in the checkpoint ${fmt(recorded.sources)} (${file}); ` +
+        'changing the number or kind of sources is not allowed across restarts: use a new checkpoint location',
+    )
+  }
+  if (recorded.sink.path !== undefined && now.sink.path !== undefined && recorded.sink.path !== now.sink.path) {
+    throw new CheckpointError(
+      'SINK_CHANGED',
+      `The file sink writes to ${now.sink.path} but the checkpoint recorded ${recorded.sink.path} (${file}); a file sink cannot change its output directory across restarts`,
+    )
+  }
+}
+
+function parseKillAt(text: string | undefined): { point: FaultPoint; batchId: number } | null {
+  if (text === undefined) return null
+  const m = /^(\w+)@(\d+)$/.exec(text)
+  if (m === null || !(FAULT_POINTS as readonly string[]).includes(m[1]!)) {
+    throw new SluiceError('INVALID_OPTION', `sluice.testing.killAt must be '<point>@<batchId>' with point one of ${FAULT_POINTS.join(', ')}; got '${text}'`)
+  }
+  return { point: m[1] as FaultPoint, batchId: Number(m[2]) }
 }
 
 /** True when offset `a` lies past `b` (numbers, or objects compared field by field). */

@@ -22,6 +22,7 @@ export function fileSink(format: string, path: string, schema: Schema): SinkProv
   return {
     name: format,
     outputModes: ['append'],
+    path,
     async create(ctx): Promise<Sink> {
       const fs = ctx.fs
       await fs.mkdirp(joinPath(path, FILE_SINK_LOG))
@@ -36,6 +37,7 @@ export function fileSink(format: string, path: string, schema: Schema): SinkProv
             const bytes = fmt.encode([data], schema)
             await fs.writeAtomic(joinPath(path, name), bytes)
             files.push({ path: name, numRows: data.numRows, size: bytes.length })
+            ctx.faultPoint('duringSinkWrite')
           }
           const manifest: FileSinkManifest = { batchId, files }
           await fs.writeAtomic(manifestPath, JSON.stringify(manifest))

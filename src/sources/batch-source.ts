@@ -6,6 +6,7 @@ export function batchSourceProvider(schema: Schema, batches: () => readonly Batc
   return {
     schema,
     description,
+    kind: 'batch',
     readLimit: {},
     async createSource(): Promise<Source> {
       return {

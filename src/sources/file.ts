@@ -52,6 +52,7 @@ export function listDataFilesSync(fs: Fs, path: string, globFilter?: string): Fi
  */
 export class FileSourceProvider implements SourceProvider {
   readonly description: string
+  readonly kind: string
 
   constructor(
     private readonly fs: Fs,
@@ -62,6 +63,7 @@ export class FileSourceProvider implements SourceProvider {
     readonly readLimit: ReadLimit,
   ) {
     this.description = `FileStreamSource[${format.name}:${path}]`
+    this.kind = format.name
   }
 
   async createSource(ctx: SourceContext): Promise<Source> {

@@ -20,6 +20,7 @@ export class MemoryStreamProvider implements SourceProvider {
   readonly schema: Schema
   readonly description: string
   readonly readLimit: ReadLimit = {}
+  readonly kind = 'memory'
   private readonly batches: Batch[] = []
   private readonly listeners = new Set<() => void>()
 

@@ -34,6 +34,8 @@ export interface Source {
 export interface SourceProvider {
   readonly schema: Schema
   readonly description: string
+  /** The kind of source ('parquet', 'memory', 'kafka', …), recorded in the checkpoint: a restart with another kind is refused. */
+  readonly kind: string
   /** The option that limits each micro-batch, from the reader options (validated). */
   readonly readLimit: ReadLimit
   createSource(ctx: SourceContext): Promise<Source>

@@ -82,12 +82,32 @@ export class StateStore {
     }
   }
 
-  /** The state rows at `version` (0: empty). @throws CheckpointError STATE_MISSING / CORRUPT_CHECKPOINT_FILE */
+  /**
+   * The state rows at `version` (0: empty): the latest snapshot ≤ version plus the deltas after it.
+   * A torn snapshot falls back to an older snapshot (or to the deltas from version 1) when those
+   * files are still there.
+   * @throws CheckpointError STATE_MISSING / CORRUPT_CHECKPOINT_FILE naming the file
+   */
   async load(version: number): Promise<Batch> {
     if (version === 0) return makeBatch(this.schema, [], 0)
     const files = (await this.fs.list(this.partitionDir)).map((f) => baseName(f.path))
     const snapshots = files.filter((f) => f.endsWith('.snapshot')).map((f) => Number(f.split('.')[0])).filter((v) => v <= version)
-    const from = snapshots.length === 0 ? 0 : Math.max(...snapshots)
+    const bases = [...snapshots.sort((a, b) => b - a), 0]
+    let firstError: CheckpointError | null = null
+    for (const from of bases) {
+      try {
+        return await this.loadFrom(from, version, files)
+      } catch (e) {
+        if (!(e instanceof CheckpointError)) throw e
+        firstError ??= e
+        // only a torn snapshot is worth a fallback; a missing or torn delta ends the search
+        if (!(e.code === 'CORRUPT_CHECKPOINT_FILE' && from > 0 && e.message.includes(`${from}.snapshot`))) break
+      }
+    }
+    throw firstError!
+  }
+
+  private async loadFrom(from: number, version: number, files: string[]): Promise<Batch> {
     const parts: Batch[] = []
     const removedFlags: (Uint8Array | null)[] = []
     if (from > 0) {
@@ -97,7 +117,7 @@ export class StateStore {
     for (let v = from + 1; v <= version; v++) {
       const file = this.file(v, 'delta')
       if (!files.includes(`${v}.delta`)) {
-        throw new CheckpointError('STATE_MISSING', `State file ${file} is missing: cannot rebuild state version ${version} (latest snapshot: ${from || 'none'})`)
+        throw new CheckpointError('STATE_MISSING', `State file ${file} is missing: cannot rebuild state version ${version} (from ${from > 0 ? `snapshot ${from}` : 'version 0'})`)
       }
       const b = await this.readFile(file)
       const flagCol = b.columns[b.schema.findIndex((f) => f.name === REMOVED)]!
