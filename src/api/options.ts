@@ -17,6 +17,8 @@ export const READER_OPTIONS = {
   sep: str,
   inferSchema: bool,
   pathGlobFilter: str,
+  /** Skip (and report) files that are corrupt or do not match the schema, as Spark's ignoreCorruptFiles. */
+  ignoreCorruptFiles: bool,
 }
 
 export const WRITER_OPTIONS = {

@@ -15,7 +15,7 @@ import type { SluiceSession } from './session.ts'
  * stream), 'json' (JSON lines), 'csv'. Without `.schema(...)` the schema comes from the first file.
  * Options: maxRowsPerTrigger, maxFilesPerTrigger (streaming admission control), mode
  * (PERMISSIVE | DROPMALFORMED | FAILFAST), columnNameOfCorruptRecord, header, sep, inferSchema (csv),
- * pathGlobFilter.
+ * pathGlobFilter, ignoreCorruptFiles (skip and report corrupt or mismatched files instead of failing).
  */
 export class DataStreamReader {
   private fmt = 'parquet'
@@ -66,6 +66,7 @@ export class DataStreamReader {
       ...(o.sep !== undefined ? { sep: o.sep } : {}),
       ...(o.inferSchema !== undefined ? { inferSchema: o.inferSchema } : {}),
       ...(o.pathGlobFilter !== undefined ? { pathGlobFilter: o.pathGlobFilter } : {}),
+      ...(o.ignoreCorruptFiles !== undefined ? { ignoreCorruptFiles: o.ignoreCorruptFiles } : {}),
     }
     let schema = this.userSchema
     if (schema === undefined) {

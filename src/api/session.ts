@@ -21,6 +21,7 @@ export const CONF_KEYS = {
   'sluice.streaming.noDataMicroBatches.enabled': "'true' (default): run a batch without data when the watermark moves, to emit and evict state",
   'sluice.streaming.minBatchesToRetain': 'checkpoint versions kept recoverable (default 100)',
   'sluice.stateStore.minDeltasForSnapshot': 'state deltas between snapshots (default 10)',
+  'sluice.streaming.maxEventTimeAhead': "unset (Spark's behaviour); an interval such as '1 day': event times further ahead of the batch's processing time do not move the watermark",
   'sluice.sql.streaming.checkpointLocation': 'default root for query checkpoints (a query gets <root>/<queryName>)',
 } as const
 
@@ -75,6 +76,9 @@ export class RuntimeConfig {
   }
   set(key: string, value: string | number | boolean): void {
     this.values.set(key, String(value))
+  }
+  unset(key: string): void {
+    this.values.delete(key)
   }
   getAll(): Record<string, string> {
     return Object.fromEntries(this.values)

@@ -52,7 +52,7 @@ export interface EventTimeStats {
 }
 
 /** Runs a stateless stage over a batch. `stats` receives the event-time statistics of watermark nodes. */
-export function runStage(node: Plan, batch: Batch, stats?: Map<WatermarkNode, EventTimeStats>): Batch {
+export function runStage(node: Plan, batch: Batch, stats?: Map<WatermarkNode, EventTimeStats>, maxEventTimeMs = Infinity): Batch {
   switch (node.kind) {
     case 'project':
       return makeBatch(node.schema, node.exprs.map((e) => evalExpr(e, batch)), batch.numRows)
@@ -61,7 +61,7 @@ export function runStage(node: Plan, batch: Batch, stats?: Map<WatermarkNode, Ev
       return filterBatch(batch, mask.values as Uint8Array, mask.validity)
     }
     case 'watermark': {
-      if (stats && batch.numRows > 0) stats.set(node, eventTimeStats(batch, node.column))
+      if (stats && batch.numRows > 0) stats.set(node, eventTimeStats(batch, node.column, maxEventTimeMs))
       return batch
     }
     case 'sort':
@@ -73,7 +73,8 @@ export function runStage(node: Plan, batch: Batch, stats?: Map<WatermarkNode, Ev
   }
 }
 
-function eventTimeStats(batch: Batch, column: string): EventTimeStats {
+/** Event-time statistics in ms; event times after `maxMs` (see sluice.streaming.maxEventTimeAhead) are left out. */
+function eventTimeStats(batch: Batch, column: string, maxMs: number): EventTimeStats {
   const r = resolveColumn(batch.schema, column)
   let c = batch.columns[r.index]!
   if (c.type === 'window') c = c.children!.end
@@ -82,6 +83,7 @@ function eventTimeStats(batch: Batch, column: string): EventTimeStats {
   for (let i = 0; i < c.length; i++) {
     if (c.validity !== null && (c.validity[i >> 3]! & (1 << (i & 7))) === 0) continue
     const ms = Number(v[i]! / 1000n)
+    if (ms > maxMs) continue
     if (ms > max) max = ms
     if (ms < min) min = ms
     sum += ms
@@ -113,7 +115,7 @@ function sortBatch(batch: Batch, node: Extract<Plan, { kind: 'sort' }>): Batch {
 /** Runs a non-streaming plan to completion (Spark's batch execution): one pass, aggregation emits every group. */
 export async function executeBatchPlan(plan: Plan, kernels: Kernels, executor: Executor): Promise<Batch> {
   const phys = compile(plan)
-  const source = await phys.source.createSource({ fs: new MemoryFs(), metadataPath: '' })
+  const source = await phys.source.createSource({ fs: new MemoryFs(), metadataPath: '', log: () => {} })
   try {
     const end = await source.latestOffset(null, {})
     let batch = concatBatches(phys.source.schema, end === null ? [] : await source.getBatch(null, end))

@@ -12,6 +12,7 @@ import { FAULT_POINTS, type FaultPoint, type Sink, type SinkProvider } from '../
 import { type Offset, type Source, sameOffset } from '../sources/source.ts'
 import { StateStore } from '../state/state-store.ts'
 import { isoMs } from '../util/time.ts'
+import { parseIntervalMs } from '../util/interval.ts'
 import { AggregateOperator, type AggregateMetrics, type OutputMode } from './aggregate.ts'
 import { type EventTimeStats, type PhysicalPlan, type WatermarkNode, checkStreamingPlan, compile, runStage } from './physical.ts'
 import type { ResolvedTrigger } from './trigger.ts'
@@ -119,7 +120,7 @@ export class StreamExecution {
     this.id = meta.id
     if (meta.shape !== null) checkShape(meta.shape, shape, this.checkpoint.path('metadata'))
     this.killAt = parseKillAt(this.conf.get('sluice.testing.killAt'))
-    this.source = await this.phys.source.createSource({ fs, metadataPath: this.checkpoint.path('sources', '0') })
+    this.source = await this.phys.source.createSource({ fs, metadataPath: this.checkpoint.path('sources', '0'), log: s.log })
     if (this.phys.aggregate) {
       const a = this.phys.aggregate
       const eventTimeKeys = new Set(a.eventTime.keys())
@@ -320,7 +321,9 @@ export class StreamExecution {
     const hasWatermark = this.phys.watermarks.length > 0
     const stats = new Map<WatermarkNode, EventTimeStats>()
     let batch: Batch = input ?? concatBatches(this.phys.source.schema, [])
-    for (const node of this.phys.pre) batch = runStage(node, batch, stats)
+    const ahead = this.conf.get('sluice.streaming.maxEventTimeAhead')
+    const maxEventTimeMs = ahead === undefined ? Infinity : triggerStart + parseIntervalMs(ahead, 'sluice.streaming.maxEventTimeAhead')
+    for (const node of this.phys.pre) batch = runStage(node, batch, stats, maxEventTimeMs)
     let aggMetrics: AggregateMetrics | null = null
     let commitTimeMs = 0
     if (this.aggregate) {
@@ -421,7 +424,7 @@ export class StreamExecution {
         numInputRows,
         inputRowsPerSecond: rate(numInputRows, sinceLast),
         processedRowsPerSecond: rate(numInputRows, triggerMs / 1000),
-        metrics: this.source.droppedMalformed !== undefined ? { numRowsDroppedMalformed: String(this.source.droppedMalformed) } : {},
+        metrics: input !== null ? (this.source.batchMetrics?.() ?? {}) : {},
       }],
       sink: { description: this.sink.description, numOutputRows: batch.numRows, metrics: {} },
       observedMetrics: {},

@@ -263,7 +263,7 @@ class CsvFile implements OpenedFile {
         }
       }
       if (bad) {
-        if (this.mode === 'FAILFAST') throw new SourceError('MALFORMED_RECORD', `${this.path}:${rec.line}: malformed CSV record: ${bad}`)
+        if (this.mode === 'FAILFAST') throw new SourceError('MALFORMED_RECORD', `${this.path} line ${rec.line}: malformed CSV record (mode FAILFAST): ${bad}`)
         if (this.mode === 'DROPMALFORMED') {
           if (!this.dropped[ri]) {
             this.dropped[ri] = 1

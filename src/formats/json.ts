@@ -354,7 +354,7 @@ class JsonFile implements OpenedFile {
         if (this.mode === 'FAILFAST') {
           throw new SourceError(
             'MALFORMED_RECORD',
-            `${this.path}:${this.recs.lineNos ? this.recs.lineNos[li] : `record ${li + 1}`}: malformed JSON record${bad.column ? ` in column '${bad.column}'` : ''}: ${bad.reason}`,
+            `${this.path} ${this.recs.lineNos ? `line ${this.recs.lineNos[li]}` : `record ${li + 1}`}: malformed JSON record (mode FAILFAST)${bad.column ? ` in column '${bad.column}'` : ''}: ${bad.reason}`,
           )
         }
         if (this.mode === 'DROPMALFORMED') {

@@ -10,7 +10,12 @@ interface LoggedFile {
   readonly numRows: number
   readonly size: number
   readonly mtimeMs: number
+  /** Why the file was skipped (ignoreCorruptFiles), if it was. */
+  readonly skipped?: string
 }
+
+/** Errors that `ignoreCorruptFiles` turns into a skipped, reported file. */
+const SKIPPABLE = new Set(['CORRUPT_FILE', 'SCHEMA_MISMATCH', 'UNSUPPORTED_TYPE'])
 
 /**
  * The data files of `path` (a file or a directory, sorted by name; a file sink's output directory is
@@ -59,7 +64,7 @@ export class FileSourceProvider implements SourceProvider {
     private readonly format: FileFormat,
     private readonly path: string,
     readonly schema: Schema,
-    private readonly options: ReadOptions & { pathGlobFilter?: string },
+    private readonly options: ReadOptions & { pathGlobFilter?: string; ignoreCorruptFiles?: boolean },
     readonly readLimit: ReadLimit,
   ) {
     this.description = `FileStreamSource[${format.name}:${path}]`
@@ -95,22 +100,31 @@ export class FileSourceProvider implements SourceProvider {
       for (const f of log) s.push(s[s.length - 1]! + f.numRows)
       return s
     }
-    let dropped = 0
+    const ignoreCorrupt = this.options.ignoreCorruptFiles === true
+    const skip = (path: string, e: unknown): string => {
+      if (!ignoreCorrupt || !(e instanceof SourceError) || !SKIPPABLE.has(e.code)) throw e
+      ctx.log(`Skipping ${path} (ignoreCorruptFiles): ${e.message}`)
+      return `${e.code}: ${e.message}`
+    }
+    let batchMetrics: Record<string, string> = {}
     const discover = async (): Promise<void> => {
       const seen = new Set(log.map((f) => f.path))
       const fresh = (listDataFilesSync(this.fs, this.path, this.options.pathGlobFilter) ?? []).filter((f) => !seen.has(f.path))
       if (fresh.length === 0) return
       for (const info of fresh) {
-        const f = await open(info.path)
-        log.push({ path: info.path, numRows: f.numRows, size: info.size, mtimeMs: info.mtimeMs })
+        // opened only to count rows (parquet: the footer); not kept, so a large backlog is not held in memory
+        try {
+          const f = await this.format.open(this.fs, info.path, readOptions)
+          log.push({ path: info.path, numRows: f.numRows, size: info.size, mtimeMs: info.mtimeMs })
+        } catch (e) {
+          log.push({ path: info.path, numRows: 0, size: info.size, mtimeMs: info.mtimeMs, skipped: skip(info.path, e) })
+        }
       }
       await ctx.fs.writeAtomic(logPath, log.map((f) => JSON.stringify(f)).join('\n') + '\n')
     }
     const source: Source = {
       description: this.description,
-      get droppedMalformed() {
-        return dropped
-      },
+      batchMetrics: () => batchMetrics,
       latestOffset: async (start: Offset | null, limit: ReadLimit): Promise<Offset | null> => {
         await discover()
         const s = starts()
@@ -131,17 +145,29 @@ export class FileSourceProvider implements SourceProvider {
         const to = end as number
         const s = starts()
         const out: Batch[] = []
+        let dropped = 0
+        const skipped: string[] = []
         for (let i = 0; i < log.length; i++) {
+          if (log[i]!.skipped !== undefined && s[i]! >= from && s[i]! < to) skipped.push(log[i]!.path)
           const a = Math.max(from, s[i]!), b = Math.min(to, s[i + 1]!)
           if (a >= b) {
             if (s[i + 1]! <= from) opened.delete(log[i]!.path)
             continue
           }
-          const f = await open(log[i]!.path)
-          const before = f.droppedMalformed
-          out.push(await f.read(a - s[i]!, b - s[i]!))
-          dropped += f.droppedMalformed - before
+          try {
+            const f = await open(log[i]!.path)
+            const before = f.droppedMalformed
+            out.push(await f.read(a - s[i]!, b - s[i]!))
+            dropped += f.droppedMalformed - before
+          } catch (e) {
+            skip(log[i]!.path, e)
+            skipped.push(`${log[i]!.path} rows ${a - s[i]!}-${b - s[i]!}`)
+          }
           if (b === s[i + 1]!) opened.delete(log[i]!.path)
+        }
+        batchMetrics = {
+          numRowsDroppedMalformed: String(dropped),
+          ...(skipped.length > 0 ? { numFilesSkipped: String(skipped.length), skippedFiles: skipped.join(', ') } : {}),
         }
         return out
       },

@@ -14,6 +14,8 @@ export interface SourceContext {
   readonly fs: Fs
   /** `<checkpointLocation>/sources/<i>`: where the source keeps its own metadata (e.g. the seen-files log). */
   readonly metadataPath: string
+  /** The session's log (skipped files, retries). */
+  readonly log: (message: string) => void
 }
 
 /** A running source of one streaming query (Spark's `SupportsAdmissionControl` micro-batch stream). */
@@ -23,8 +25,8 @@ export interface Source {
   latestOffset(start: Offset | null, limit: ReadLimit): Promise<Offset | null>
   /** The rows in `(start, end]`, as batches of the provider's schema. Must return the same rows for the same offsets (replayable). */
   getBatch(start: Offset | null, end: Offset): Promise<Batch[]>
-  /** Rows dropped as malformed (DROPMALFORMED) since the query started. */
-  readonly droppedMalformed?: number
+  /** Metrics of the last getBatch call, reported in the progress's `sources[].metrics` (e.g. numRowsDroppedMalformed). */
+  batchMetrics?(): Record<string, string>
   /** Resolves when new data may be available (push sources), so an idle query wakes at once. */
   onData?(listener: () => void): () => void
   stop(): Promise<void>

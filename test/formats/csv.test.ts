@@ -100,12 +100,12 @@ describe('csv: reading', () => {
     const e1 = (await f.read(0, 7).catch((e: unknown) => e)) as SourceError
     expect(e1).toBeInstanceOf(SourceError)
     expect(e1.code).toBe('MALFORMED_RECORD')
-    expect(e1.message).toMatch(/\/in\/data\.csv:4: .*column 'id'/)
+    expect(e1.message).toMatch(/\/in\/data\.csv line 4: .*column 'id'/)
     const e2 = (await f.read(3, 4).catch((e: unknown) => e)) as SourceError
-    expect(e2.message).toMatch(/data\.csv:5: .*expected 3 fields, got 2/)
+    expect(e2.message).toMatch(/data\.csv line 5: .*expected 3 fields, got 2/)
     expect((await f.read(4, 5)).numRows).toBe(1)
     const e3 = (await f.read(5, 6).catch((e: unknown) => e)) as SourceError
-    expect(e3.message).toMatch(/data\.csv:9: .*column 'at'/)
+    expect(e3.message).toMatch(/data\.csv line 9: .*column 'at'/)
   })
 
   it('CRLF files: values, empty-string vs null, line numbers', async () => {
@@ -122,7 +122,7 @@ describe('csv: reading', () => {
     ])
     const g = await open(text, { header: true, schema: ints, mode: 'FAILFAST' })
     const err = (await g.read(0, g.numRows).catch((e: unknown) => e)) as SourceError
-    expect(err.message).toMatch(/data\.csv:7:/)
+    expect(err.message).toMatch(/data\.csv line 7/)
   })
 
   it('an unterminated quote is a malformed record, not a corrupt file', async () => {
@@ -135,7 +135,7 @@ describe('csv: reading', () => {
     const g = await open(text, { header: true, mode: 'FAILFAST', schema: [{ name: 'a', type: 'int32', nullable: true }, { name: 'b', type: 'int32', nullable: true }] })
     const err = (await g.read(0, g.numRows).catch((e: unknown) => e)) as SourceError
     expect(err.code).toBe('MALFORMED_RECORD')
-    expect(err.message).toMatch(/data\.csv:3:/)
+    expect(err.message).toMatch(/data\.csv line 3/)
   })
 
   it('treats binary files as CORRUPT_FILE and rejects binary/window schema columns', async () => {

@@ -126,11 +126,11 @@ describe('json: reading', () => {
     const err = (await f.read(0, 7).catch((e: unknown) => e)) as SourceError
     expect(err).toBeInstanceOf(SourceError)
     expect(err.code).toBe('MALFORMED_RECORD')
-    expect(err.message).toMatch(/\/in\/data\.json:3: .*column 'id'/)
+    expect(err.message).toMatch(/\/in\/data\.json line 3: .*column 'id'/)
     const e2 = (await f.read(3, 4).catch((e: unknown) => e)) as SourceError
-    expect(e2.message).toMatch(/\/in\/data\.json:4:/)
+    expect(e2.message).toMatch(/\/in\/data\.json line 4/)
     const e3 = (await f.read(5, 6).catch((e: unknown) => e)) as SourceError
-    expect(e3.message).toMatch(/data\.json:7: .*column 'at'/)
+    expect(e3.message).toMatch(/data\.json line 7: .*column 'at'/)
   })
 
   it('multiLine reads a JSON array (vega-datasets flights-2k.json)', async () => {
