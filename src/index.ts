@@ -19,4 +19,9 @@ export type { Batch, Column as ColumnData, DataType, Field, Schema } from './bat
 export { type Fs, MemoryFs } from './fs.ts'
 export type { Row } from './util/rows.ts'
 export { batchToArrow, tableFromBatches, arrowToBatches } from './arrow.ts'
+import { registerSourceConnector as registerSource } from './connectors.ts'
+import { rateMicroBatchConnector } from './sources/rate.ts'
+
+registerSource('rate-micro-batch', rateMicroBatchConnector)
+
 export { registerSourceConnector, registerSinkConnector, type SourceConnector, type SinkConnector } from './connectors.ts'
