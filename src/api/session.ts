@@ -1,3 +1,4 @@
+import { randomUUID } from '../util/uuid.ts'
 import type { Batch } from '../batch.ts'
 import { AnalysisError, OptionError } from '../errors.ts'
 import type { Fs } from '../fs.ts'
@@ -158,7 +159,7 @@ export class SluiceSession {
   /** @internal */
   defaultCheckpoint(queryName: string | null): string | null {
     const root = this.conf.get('sluice.sql.streaming.checkpointLocation')
-    return root === undefined ? null : `${root}/${queryName ?? crypto.randomUUID()}`
+    return root === undefined ? null : `${root}/${queryName ?? randomUUID()}`
   }
 
   /** @internal */

@@ -1,3 +1,4 @@
+import { randomUUID } from '../util/uuid.ts'
 import { CheckpointError } from '../errors.ts'
 import { type Fs, baseName, joinPath } from '../fs.ts'
 import type { Offset } from '../sources/source.ts'
@@ -61,7 +62,7 @@ export class Checkpoint {
       if (typeof meta.id !== 'string') throw new CheckpointError('CORRUPT_CHECKPOINT_FILE', `Checkpoint file ${file} has no query id`)
       return { id: meta.id, isNew: false, shape: meta.shape ?? null }
     }
-    const id = crypto.randomUUID()
+    const id = randomUUID()
     await this.fs.writeAtomic(file, JSON.stringify({ id, shape }) + '\n')
     return { id, isNew: true, shape }
   }

@@ -1,3 +1,4 @@
+import { randomUUID } from '../util/uuid.ts'
 import { type Batch, concatBatches } from '../batch.ts'
 import { Checkpoint, type OffsetSeq, type QueryShape } from '../checkpoint/checkpoint.ts'
 import { CheckpointError, SluiceError } from '../errors.ts'
@@ -54,7 +55,7 @@ const MAX_RECENT_PROGRESS = 100
  */
 export class StreamExecution {
   id = ''
-  readonly runId = crypto.randomUUID()
+  readonly runId = randomUUID()
   readonly name: string | null
   readonly recentProgress: StreamingQueryProgress[] = []
   status: StreamingQueryStatus = { message: 'Initializing', isDataAvailable: false, isTriggerActive: false }
