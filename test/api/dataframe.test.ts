@@ -66,7 +66,7 @@ describe('batch DataFrame', () => {
     const table = await df.toArrow()
     expect(table.numRows).toBe(2)
     expect(table.schema.fields.map((f) => f.name)).toEqual(['window', 'n'])
-    expect(df.schema).toEqual([{ name: 'window', type: 'window', nullable: false }, { name: 'n', type: 'int64', nullable: true }])
+    expect(df.schema).toEqual([{ name: 'window', type: 'window', nullable: true }, { name: 'n', type: 'int64', nullable: true }])
   })
 
   it('reads what a file sink wrote through its manifests', async () => {
