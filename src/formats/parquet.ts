@@ -37,6 +37,7 @@ import { parquetWriteBuffer } from 'hyparquet-writer'
 import type { ColumnSource } from 'hyparquet-writer'
 import {
   DictionaryBuilder,
+  allocValues,
   concatBatches,
   emptyBatch,
   isValid,
@@ -47,6 +48,7 @@ import {
   type DataType,
   type Field,
   type Schema,
+  type Values,
 } from '../batch.ts'
 import { SinkError, SourceError } from '../errors.ts'
 import type { Fs } from '../fs.ts'
@@ -155,31 +157,14 @@ function uuidString(b: Uint8Array): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`
 }
 
-type OutValues = Uint8Array | Int32Array | BigInt64Array | Float64Array | Uint8Array[]
+type OutValues = Values
 
+/** Output buffer of a column being decoded (batch.ts's layout; windows never come out of Parquet). */
 function allocOut(type: DataType, n: number): OutValues {
-  switch (type) {
-    case 'boolean':
-      return new Uint8Array(n)
-    case 'int32':
-    case 'string':
-      return new Int32Array(n)
-    case 'int64':
-    case 'timestamp':
-      return new BigInt64Array(n)
-    case 'float64':
-      return new Float64Array(n)
-    case 'binary':
-      return new Array<Uint8Array>(n).fill(new Uint8Array(0))
-    default:
-      throw new Error(`parquet: cannot build ${type} column`)
-  }
+  if (type === 'window') throw new Error('parquet: cannot build window column')
+  return allocValues(type, n)
 }
 
-/**
- * Stores converted values `vals[from..)` (JS values or a typed array, as hyparquet's `convert`
- * returns them with our parsers) into `out` at `at`.
- */
 function storeValues(type: DataType, out: OutValues, at: number, vals: ArrayLike<unknown>, from: number, count: number, code: (s: string) => number): void {
   if (
     (type === 'int32' && vals instanceof Int32Array) ||
