@@ -2,7 +2,7 @@ import { randomUUID } from '../util/uuid.ts'
 import { type Batch, concatBatches } from '../batch.ts'
 import { Checkpoint, type OffsetSeq, type QueryShape } from '../checkpoint/checkpoint.ts'
 import { CheckpointError, SluiceError } from '../errors.ts'
-import { type Fs, MemoryFs, joinPath } from '../fs.ts'
+import { type Fs, MemoryFs } from '../fs.ts'
 import type { Executor } from '../kernels/executor.ts'
 import type { Kernels } from '../kernels/kernels.ts'
 import type { Plan } from '../plan/logical.ts'
@@ -246,9 +246,9 @@ export class StreamExecution {
           })
         }
       }
-      this.terminate(null)
+      await this.terminate(null)
     } catch (e) {
-      this.terminate(e)
+      await this.terminate(e)
     }
   }
 
@@ -472,7 +472,7 @@ export class StreamExecution {
     await this.loopDone
   }
 
-  private terminate(error: unknown): void {
+  private async terminate(error: unknown): Promise<void> {
     if (!this.active) return
     this.active = false
     this.unsubscribe?.()
@@ -480,17 +480,17 @@ export class StreamExecution {
       this.exception = error instanceof SluiceError ? error : new SluiceError('QUERY_FAILED', `Query ${this.name ?? this.id} terminated with an exception: ${(error as Error)?.message ?? String(error)}`, { cause: error })
     }
     this.status = { message: 'Stopped', isDataAvailable: false, isTriggerActive: false }
-    void this.source?.stop()
-    void this.sink?.stop?.()
+    for (const [what, close] of [['source', () => this.source?.stop()], ['sink', () => this.sink?.stop?.()]] as const) {
+      try {
+        await close()
+      } catch (e) {
+        this.settings.log(`Stopping the ${what} of query ${this.name ?? this.id} failed: ${(e as Error)?.message ?? String(e)}`)
+      }
+    }
     this.aggregate?.dispose()
     for (const w of this.idleWaiters.splice(0)) this.exception ? w.reject(this.exception) : w.resolve()
     for (const w of this.terminationWaiters.splice(0)) this.exception ? w.reject(this.exception) : w.resolve()
     for (const l of this.settings.listeners()) l.onQueryTerminated?.({ id: this.id, runId: this.runId, exception: this.exception })
-  }
-
-  /** Where this query keeps its state, for tools. */
-  get checkpointPath(): string {
-    return this.checkpoint ? joinPath(this.checkpoint.location) : ''
   }
 }
 
