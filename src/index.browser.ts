@@ -7,7 +7,7 @@ export const browserFs = new MemoryFs()
 
 registerPlatform({
   name: 'browser',
-  fs: browserFs,
+  fileSystem: () => browserFs,
   defaultThreads: () => 1,
   createExecutor: async (_threads, kernels) => new InlineExecutor(kernels),
   log: (message) => console.warn(`[sluice] ${message}`),

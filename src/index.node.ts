@@ -3,14 +3,18 @@ import { NodeFs } from './node/fs.ts'
 import { createPiscinaExecutor } from './kernels/piscina-executor.ts'
 import { registerPlatform } from './platform.ts'
 
+const fastFs = new NodeFs()
+const durableFs = new NodeFs({ durable: true })
+
 registerPlatform({
   name: 'node',
-  fs: new NodeFs(),
+  fileSystem: ({ durable }) => (durable ? durableFs : fastFs),
   defaultThreads: () => Math.min(4, availableParallelism()),
   createExecutor: (threads) => createPiscinaExecutor({ threads }),
   log: (message) => console.error(`[sluice] ${message}`),
   kill: () => process.kill(process.pid, 'SIGKILL'),
 })
+
 
 export * from './index.ts'
 export { NodeFs } from './node/fs.ts'

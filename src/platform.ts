@@ -5,7 +5,8 @@ import type { Kernels } from './kernels/kernels.ts'
 /** What differs between Node and the browser; each entry point registers its own. */
 export interface Platform {
   readonly name: 'node' | 'browser'
-  readonly fs: Fs
+  /** The file system; `durable` asks for fsync on every checkpoint write (conf sluice.checkpoint.fsync). */
+  fileSystem(options: { durable: boolean }): Fs
   /** Worker threads to use when `sluice.executor.threads` is not set. */
   defaultThreads(): number
   createExecutor(threads: number, kernels: Kernels): Promise<Executor>

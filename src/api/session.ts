@@ -23,6 +23,7 @@ export const CONF_KEYS = {
   'sluice.streaming.minBatchesToRetain': 'checkpoint versions kept recoverable (default 100)',
   'sluice.stateStore.minDeltasForSnapshot': 'state deltas between snapshots (default 10)',
   'sluice.streaming.maxEventTimeAhead': "unset (Spark's behaviour); an interval such as '1 day': event times further ahead of the batch's processing time do not move the watermark",
+  'sluice.checkpoint.fsync': "'false' (default, as Spark's local checkpoints): atomic rename only, which survives a crash of the process; 'true' also fsyncs each file and directory, to survive power loss",
   'sluice.sql.streaming.checkpointLocation': 'default root for query checkpoints (a query gets <root>/<queryName>)',
 } as const
 
@@ -115,7 +116,7 @@ export class SluiceSession {
 
   /** The file system of this platform (node:fs on Node, in-memory in the browser). */
   get fs(): Fs {
-    return this.platform.fs
+    return this.platform.fileSystem({ durable: this.conf.get('sluice.checkpoint.fsync') === 'true' })
   }
 
   /** Reads files as a stream. */

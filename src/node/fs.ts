@@ -14,6 +14,19 @@ function isNotFound(e: unknown): boolean {
 }
 
 export class NodeFs implements Fs {
+  private readonly knownDirs = new Set<string>()
+
+  /**
+   * @param options.durable fsync each file and its directory on `writeAtomic`, so a checkpoint
+   * survives power loss, not only a crash of the process (Spark's local checkpoints do not fsync;
+   * neither does Sluice by default: conf `sluice.checkpoint.fsync`).
+   */
+  constructor(private readonly options: { durable?: boolean } = {}) {}
+
+  private get durable(): boolean {
+    return this.options.durable === true
+  }
+
   /**
    * Files directly under `dir`, sorted by name. Like Spark's file index, names starting with '.' or
    * '_' (temporary files, `_SUCCESS`, `_spark_metadata`) are skipped. A missing directory is `[]`.
@@ -112,13 +125,24 @@ export class NodeFs implements Fs {
   /** Writes to `.<name>.<random>.tmp` in the same directory, fsyncs, then renames over `path`. */
   async writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
     const dir = dirname(path)
-    await mkdir(dir, { recursive: true })
+    if (!this.knownDirs.has(dir)) {
+      await mkdir(dir, { recursive: true })
+      this.knownDirs.add(dir)
+    }
     const base = path.slice(path.lastIndexOf('/') + 1)
     const tmp = joinPath(dir, `.${base}.${randomBytes(6).toString('hex')}.tmp`)
-    const fh = await open(tmp, 'w')
+    let fh
+    try {
+      fh = await open(tmp, 'w')
+    } catch (e) {
+      if (!isNotFound(e)) throw e
+      // the directory went away since we created it: create it again
+      await mkdir(dir, { recursive: true })
+      fh = await open(tmp, 'w')
+    }
     try {
       await fh.writeFile(data)
-      await fh.sync()
+      if (this.durable) await fh.sync()
     } catch (e) {
       await fh.close().catch(() => {})
       await unlink(tmp).catch(() => {})
@@ -131,18 +155,20 @@ export class NodeFs implements Fs {
       await unlink(tmp).catch(() => {})
       throw e
     }
-    // make the rename durable (best effort: directories cannot be fsynced everywhere)
-    try {
+    if (this.durable) {
+      // make the rename durable; some file systems cannot fsync a directory (EISDIR/EINVAL): nothing more to do there
       const dh = await open(dir, 'r')
       try {
         await dh.sync()
+      } catch (e) {
+        const code = (e as { code?: string }).code
+        if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'ENOTSUP') throw e
       } finally {
         await dh.close()
       }
-    } catch {
-      /* ignore */
     }
   }
+
 
   /** Removes a file (or a directory tree); missing paths are ignored. */
   async remove(path: string): Promise<void> {

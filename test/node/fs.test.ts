@@ -80,4 +80,16 @@ describe('NodeFs', () => {
     await fs.remove(join(dir, 'rm'))
     expect(await fs.stat(join(dir, 'rm'))).toBeNull()
   })
+
+  it('writes atomically with fsync when durable, and recreates a directory removed behind its back', async () => {
+    const durable = new NodeFs({ durable: true })
+    const d = join(dir, 'durable', 'sub')
+    await durable.writeAtomic(join(d, 'a'), 'one')
+    await durable.writeAtomic(join(d, 'a'), new TextEncoder().encode('two'))
+    expect(await readFile(join(d, 'a'), 'utf8')).toBe('two')
+    expect((await readdir(d)).filter((n) => n.endsWith('.tmp'))).toEqual([])
+    await rm(join(dir, 'durable'), { recursive: true })
+    await durable.writeAtomic(join(d, 'b'), 'three')
+    expect(await readFile(join(d, 'b'), 'utf8')).toBe('three')
+  })
 })
