@@ -104,7 +104,8 @@ describe('random kills', () => {
     const c: Config = { mode: 'append', sink: 'file' }
     const extra = ['--max-rows', '10']
     const base = fresh()
-    expect((await run(base, c, extra)).code).toBe(0)
+    const first = await run(base, c, extra)
+    expect(first.code, first.stderr).toBe(0)
     const expected = result(base, c)
     const d = fresh()
     let seed = 99
@@ -113,18 +114,19 @@ describe('random kills', () => {
     const deadline = Date.now() + 40_000
     while (Date.now() < deadline) {
       const p = start(d, c, extra)
-      const done = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => p.kill('SIGKILL'), 700 + Math.floor(rand() * 1000))
-        p.on('exit', (code) => {
-          clearTimeout(timer)
-          resolve(code === 0)
-        })
-      })
-      if (done) break
+      let stderr = ''
+      p.stderr!.on('data', (x) => (stderr += x))
+      const timer = setTimeout(() => p.kill('SIGKILL'), 700 + Math.floor(rand() * 1000))
+      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => p.on('exit', (cd, sg) => resolve([cd, sg])))
+      clearTimeout(timer)
+      if (code === 0) break
+      // a restart that fails on its own (not killed) is a recovery bug: show what it said
+      expect(signal, `run ${kills + 1} exited with ${code}: ${stderr}`).toBe('SIGKILL')
       kills++
     }
     expect(kills).toBeGreaterThanOrEqual(5)
-    expect((await run(d, c, extra)).code).toBe(0)
+    const last = await run(d, c, extra)
+    expect(last.code, last.stderr).toBe(0)
     expect(result(d, c)).toEqual(expected)
     console.log(`random kills survived: ${kills}`)
   }, 120_000)
