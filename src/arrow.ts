@@ -77,8 +77,8 @@ function windowStructType(): Struct {
   return new Struct([new ArrowField('start', timestampType(), true), new ArrowField('end', timestampType(), true)])
 }
 
-/** The Arrow type of a Sluice type (a fresh Dictionary id for strings unless `dictionaryId` is given). */
-export function arrowType(type: DataType, dictionaryId?: number): ArrowDataType {
+/** The Arrow type of a Sluice type (a fresh Dictionary id for strings unless `dictionaryId` is given; `fields` for struct). */
+export function arrowType(type: DataType, dictionaryId?: number, fields?: readonly Field[]): ArrowDataType {
   switch (type) {
     case 'boolean':
       return new Bool()
@@ -96,12 +96,14 @@ export function arrowType(type: DataType, dictionaryId?: number): ArrowDataType 
       return new Binary()
     case 'window':
       return windowStructType()
+    case 'struct':
+      return new Struct((fields ?? []).map((f) => new ArrowField(f.name, arrowType(f.type, undefined, f.fields), true)))
   }
 }
 
 /** An Arrow schema for a Sluice schema (one Dictionary id per string field). */
 export function schemaToArrowSchema(schema: Schema): ArrowSchema {
-  return new ArrowSchema(schema.map((f) => new ArrowField(f.name, arrowType(f.type), f.nullable)))
+  return new ArrowSchema(schema.map((f) => new ArrowField(f.name, arrowType(f.type, undefined, f.fields), f.nullable)))
 }
 
 function nullCountOf(validity: Uint8Array | null, n: number): number {
@@ -162,6 +164,12 @@ function columnToData(c: Column, type: ArrowDataType, dictionary?: Data<Utf8>, c
         columnToData(c.children!.start, st.children[0]!.type),
         columnToData(c.children!.end, st.children[1]!.type),
       ]
+      return makeData({ type: st, length: n, nullCount, nullBitmap, children })
+    }
+    case 'struct': {
+      const st = type as Struct
+      const ch = c.children as Record<string, Column>
+      const children = st.children.map((f) => columnToData(ch[f.name]!, f.type))
       return makeData({ type: st, length: n, nullCount, nullBitmap, children })
     }
   }
@@ -482,7 +490,9 @@ export function dataToColumn(data: Data, name: string): Column {
         validity: validityOf(data),
         children: { start: dataToColumn(s!, `${name}.start`), end: dataToColumn(e!, `${name}.end`) },
       }
-    }
+    }    case 'struct':
+      // arrowTypeToDataType never yields 'struct' (reading general Arrow structs is not supported yet)
+      throw unsupported(name, data.type)
   }
 }
 

@@ -13,11 +13,12 @@
  * | `string`    | Int32Array of codes into `dictionary`    | Dictionary<Int32, Utf8>            |
  * | `binary`    | Array of Uint8Array (edge type, e.g. Kafka key/value) | Binary                |
  * | `window`    | none; `children.start` and `children.end` are `timestamp` columns | Struct<start, end> |
+ * | `struct`    | none; `children` maps each field name (in `Field.fields` order) to its column | Struct<…>      |
  *
  * `validity` is an Arrow validity bitmap (bit i of byte i>>3, LSB first; 1 = valid) or `null` when
  * every value is valid. Values under a null slot are unspecified (but always initialised).
  */
-export type DataType = 'boolean' | 'int32' | 'int64' | 'float64' | 'timestamp' | 'string' | 'binary' | 'window'
+export type DataType = 'boolean' | 'int32' | 'int64' | 'float64' | 'timestamp' | 'string' | 'binary' | 'window' | 'struct'
 
 export type Values = Uint8Array | Int32Array | BigInt64Array | Float64Array | Uint8Array[]
 
@@ -28,14 +29,16 @@ export interface Column {
   readonly validity: Uint8Array | null
   /** For `string` columns: the strings that the Int32 codes index. */
   readonly dictionary?: readonly string[]
-  /** For `window` columns. */
-  readonly children?: { readonly start: Column; readonly end: Column }
+  /** For `window` columns (start, end) and `struct` columns (one column per field, by name). */
+  readonly children?: { readonly start: Column; readonly end: Column } | { readonly [field: string]: Column }
 }
 
 export interface Field {
   readonly name: string
   readonly type: DataType
   readonly nullable: boolean
+  /** For `struct` fields: the nested fields, in order. */
+  readonly fields?: readonly Field[]
 }
 
 export type Schema = readonly Field[]
@@ -52,7 +55,7 @@ export function makeBatch(schema: Schema, columns: readonly Column[], numRows?: 
 }
 
 export function emptyBatch(schema: Schema): Batch {
-  return makeBatch(schema, schema.map((f) => emptyColumn(f.type)), 0)
+  return makeBatch(schema, schema.map((f) => emptyColumn(f.type, f.fields)), 0)
 }
 
 export function column(batch: Batch, name: string): Column {
@@ -89,11 +92,15 @@ export function allocValues(type: DataType, n: number): Values {
     case 'binary':
       return new Array<Uint8Array>(n).fill(new Uint8Array(0))
     case 'window':
+    case 'struct':
       return new Uint8Array(0)
   }
 }
 
-export function emptyColumn(type: DataType): Column {
+export function emptyColumn(type: DataType, fields?: readonly Field[]): Column {
+  if (type === 'struct') {
+    return { type, length: 0, values: new Uint8Array(0), validity: null, children: Object.fromEntries((fields ?? []).map((f) => [f.name, emptyColumn(f.type, f.fields)])) }
+  }
   if (type === 'window') {
     return { type, length: 0, values: new Uint8Array(0), validity: null, children: { start: emptyColumn('timestamp'), end: emptyColumn('timestamp') } }
   }
@@ -114,6 +121,7 @@ export function sliceColumn(c: Column, start: number, end: number): Column {
   if (c.type === 'window') {
     return { ...c, length: n, validity, children: { start: sliceColumn(c.children!.start, start, end), end: sliceColumn(c.children!.end, start, end) } }
   }
+  if (c.type === 'struct') return { ...c, length: n, validity, children: mapChildren(c, (ch) => sliceColumn(ch, start, end)) }
   const values = Array.isArray(c.values) ? c.values.slice(start, end) : (c.values as Int32Array).subarray(start, end)
   return { ...c, length: n, values, validity }
 }
@@ -133,6 +141,7 @@ export function takeColumn(c: Column, indices: Int32Array): Column {
   if (c.type === 'window') {
     return { ...c, length: n, validity, children: { start: takeColumn(c.children!.start, indices), end: takeColumn(c.children!.end, indices) } }
   }
+  if (c.type === 'struct') return { ...c, length: n, validity, children: mapChildren(c, (ch) => takeColumn(ch, indices)) }
   let values: Values
   if (Array.isArray(c.values)) {
     const src = c.values
@@ -193,6 +202,12 @@ export function concatColumns(type: DataType, cols: readonly Column[], n: number
   if (type === 'binary') {
     return { type, length: n, values: cols.flatMap((c) => c.values as Uint8Array[]), validity }
   }
+  if (type === 'struct') {
+    const first = cols[0]?.children ?? {}
+    const children: Record<string, Column> = {}
+    for (const [name, ch] of Object.entries(first)) children[name] = concatColumns(ch.type, cols.map((c) => (c.children as Record<string, Column>)[name]!), n)
+    return { type, length: n, values: new Uint8Array(0), validity, children }
+  }
   const values = allocValues(type, n) as Int32Array
   if (type === 'string') {
     const dict = new DictionaryBuilder()
@@ -211,6 +226,13 @@ export function concatColumns(type: DataType, cols: readonly Column[], n: number
     o += c.length
   }
   return { type, length: n, values, validity }
+}
+
+/** A struct column's children, each mapped by `fn` (names and order kept). */
+export function mapChildren(c: Column, fn: (child: Column, name: string) => Column): Record<string, Column> {
+  const out: Record<string, Column> = {}
+  for (const [name, ch] of Object.entries(c.children ?? {})) out[name] = fn(ch, name)
+  return out
 }
 
 /** Interns strings into stable Int32 codes. */

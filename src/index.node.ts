@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os'
 import { NodeFs } from './node/fs.ts'
 import { createPiscinaExecutor } from './kernels/piscina-executor.ts'
 import { registerPlatform } from './platform.ts'
+import { registerKafka } from './kafka/index.ts'
 
 const fastFs = new NodeFs()
 const durableFs = new NodeFs({ durable: true })
@@ -15,6 +16,7 @@ registerPlatform({
   kill: () => process.kill(process.pid, 'SIGKILL'),
 })
 
+registerKafka()
 
 export * from './index.ts'
 export { NodeFs } from './node/fs.ts'

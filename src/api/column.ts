@@ -32,8 +32,8 @@ export class Column {
     return new Column({ kind: 'cast', expr: this.expr, to: parseType(to) })
   }
 
-  /** Field of a window struct: `col('window').getField('start')`. */
-  getField(field: 'start' | 'end'): Column {
+  /** Field of a window (`col('window').getField('start')`) or of a struct column (`col('data').getField('x')`). */
+  getField(field: string): Column {
     return new Column({ kind: 'field', expr: this.expr, field })
   }
 

@@ -13,6 +13,7 @@ import { Column, col, toCol } from './column.ts'
 import { count as countFn } from './functions.ts'
 import type { SluiceSession } from './session.ts'
 import { DataStreamWriter } from './writer.ts'
+import { parseSelectExpr } from './select-expr.ts'
 
 /**
  * A relational query over a batch or a stream, as Spark's DataFrame. Transformations build a
@@ -43,8 +44,18 @@ export class DataFrame {
     return isStreaming(this.plan)
   }
 
+  /** Columns or expressions; a name `'s.*'` expands to the fields of the struct (or window) column `s`, `'*'` to every column. */
   select(...cols: (string | Column)[]): DataFrame {
-    return this.with(projectNode(this.plan, cols.map((c) => toCol(c).expr)))
+    return this.with(projectNode(this.plan, cols.flatMap((c) => (typeof c === 'string' && (c === '*' || c.endsWith('.*')) ? parseSelectExpr(c, this.schema) : [toCol(c).expr]))))
+  }
+
+  /**
+   * Spark's selectExpr for the SQL forms Sluice parses (see src/api/select-expr.ts): names, `*`,
+   * `s.*`, `CAST(e AS type)`, `from_json(e, 'ddl')`, `to_json(e)`, `struct(…)`, `e AS alias`.
+   * @throws AnalysisError `PARSE_ERROR` / `UNSUPPORTED_EXPRESSION`
+   */
+  selectExpr(...exprs: string[]): DataFrame {
+    return this.with(projectNode(this.plan, exprs.flatMap((e) => parseSelectExpr(e, this.schema))))
   }
 
   filter(condition: Column): DataFrame {

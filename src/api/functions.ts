@@ -1,6 +1,8 @@
 import { parseIntervalUs } from '../util/interval.ts'
 import { AnalysisError } from '../errors.ts'
 import type { AggFn } from '../plan/expr.ts'
+import type { Field } from '../batch.ts'
+import { parseJsonSchema } from '../exec/from-json.ts'
 import { Column, col, toCol } from './column.ts'
 
 /**
@@ -65,6 +67,36 @@ export function asc(c: string | Column): Column {
 /** Descending order of a column, for orderBy(). */
 export function desc(c: string | Column): Column {
   return toCol(c).desc()
+}
+
+/**
+ * Parses a column of JSON objects into a struct column, as Spark's `from_json(col, schema[, options])`:
+ * `df.select(from_json(col('value').cast('string'), 'origin STRING, delay LONG, date TIMESTAMP').as('data')).select('data.*')`.
+ * `schema` is a DDL string (`'a INT, b STRUCT<x: DOUBLE>'`), `{ name: 'type' }`, or Fields.
+ * The input is a string column, or a binary one (read as UTF-8; `cast('string')` of a binary column is
+ * fused away). Field conversions and null rules: see src/exec/from-json.ts (Spark's JacksonParser).
+ * Options: `mode` 'PERMISSIVE' (default: a row that is not a JSON object gives all-null fields) or
+ * 'FAILFAST' (such a row throws SourceError `MALFORMED_JSON`).
+ * @throws AnalysisError `INVALID_SCHEMA` / `UNKNOWN_TYPE` for a bad schema, `DATATYPE_MISMATCH` for a non-string input (when the plan is built).
+ */
+export function from_json(c: string | Column, schema: string | readonly Field[] | Record<string, string>, options: { mode?: 'PERMISSIVE' | 'FAILFAST' } = {}): Column {
+  const mode = (options.mode ?? 'PERMISSIVE').toUpperCase()
+  if (mode !== 'PERMISSIVE' && mode !== 'FAILFAST') throw new AnalysisError('INVALID_OPTION', `from_json mode must be PERMISSIVE or FAILFAST, got ${options.mode}`)
+  return new Column({ kind: 'fromJson', expr: toCol(c).expr, fields: parseJsonSchema(schema), failFast: mode === 'FAILFAST' })
+}
+
+/**
+ * A struct column as JSON text per row, as Spark's `to_json` (null fields left out; timestamps as
+ * `yyyy-MM-dd'T'HH:mm:ss.SSSZ` in UTC; binary as base64). The usual Kafka sink value:
+ * `df.select(to_json(struct(col('a'), col('b'))).as('value'))`.
+ */
+export function to_json(c: string | Column): Column {
+  return new Column({ kind: 'toJson', expr: toCol(c).expr })
+}
+
+/** Columns gathered into one struct column, as Spark's `struct(...)` (field names: the columns' names). */
+export function struct(...cols: (string | Column)[]): Column {
+  return new Column({ kind: 'struct', exprs: cols.map((c) => toCol(c).expr) })
 }
 
 export { col, column, lit } from './column.ts'

@@ -1,10 +1,11 @@
 import {
   type Batch, type Column, type DataType, type Values,
-  allocValues, isValid, newValidity, setValid,
+  DictionaryBuilder, allocValues, isValid, newValidity, setValid,
 } from '../batch.ts'
 import { AnalysisError } from '../errors.ts'
 import { type Expr, resolveColumn, typeOf, exprName } from '../plan/expr.ts'
 import { formatTimestamp, parseTimestampUs } from '../util/time.ts'
+import { fromJsonColumn, structCellText, structColumn, toJsonColumn } from './from-json.ts'
 
 /**
  * Vectorised evaluation of a scalar expression over a batch: one typed-array loop per operator,
@@ -16,6 +17,7 @@ export function evalExpr(e: Expr, batch: Batch): Column {
     case 'col': {
       const r = resolveColumn(batch.schema, e.name)
       const c = batch.columns[r.index]!
+      if (r.path) return r.path.reduce((x: Column, name) => (x.children as Record<string, Column>)[name]!, c)
       return r.sub ? c.children![r.sub] : c
     }
     case 'lit':
@@ -23,7 +25,16 @@ export function evalExpr(e: Expr, batch: Batch): Column {
     case 'alias':
       return evalExpr(e.expr, batch)
     case 'field':
-      return evalExpr(e.expr, batch).children![e.field]
+      return (evalExpr(e.expr, batch).children as Record<string, Column>)[e.field]!
+    case 'fromJson': {
+      // from_json(CAST(binary AS STRING)): parse the bytes directly, without a string column in between
+      const inner = e.expr.kind === 'cast' && e.expr.to === 'string' ? evalExpr(e.expr.expr, batch) : null
+      return fromJsonColumn(inner !== null && inner.type === 'binary' ? inner : evalExpr(e.expr, batch), e.fields, e.failFast)
+    }
+    case 'toJson':
+      return toJsonColumn(evalExpr(e.expr, batch))
+    case 'struct':
+      return structColumn(e.exprs.map(exprName), e.exprs.map((x) => evalExpr(x, batch)), n)
     case 'cast':
       return castColumn(evalExpr(e.expr, batch), e.to)
     case 'not': {
@@ -239,6 +250,9 @@ function kleene(op: 'and' | 'or', l: Column, r: Column, n: number): Column {
 /** Spark's CAST semantics for the types Sluice has; unparsable values become NULL. */
 export function castColumn(c: Column, to: DataType): Column {
   if (c.type === to) return c
+  if (c.type === 'binary' && to === 'string') return binaryToString(c)
+  if (c.type === 'string' && to === 'binary') return stringToBinary(c)
+  if (c.type === 'binary' || to === 'binary') throw new AnalysisError('UNSUPPORTED_CAST', `Cannot cast ${c.type} to ${to}`)
   const n = c.length
   const validity = c.validity === null ? newValidity(n) : c.validity.slice()
   let anyNull = c.validity !== null
@@ -318,6 +332,30 @@ export function castColumn(c: Column, to: DataType): Column {
   return { type: to, length: n, values, validity: anyNull ? validity : null }
 }
 
+/** CAST(binary AS STRING): UTF-8 decoding (invalid sequences become U+FFFD), dictionary-coded. */
+function binaryToString(c: Column): Column {
+  const n = c.length
+  const vals = c.values as Uint8Array[]
+  const dict = new DictionaryBuilder()
+  const codes = new Int32Array(n)
+  for (let i = 0; i < n; i++) if (isValid(c.validity, i)) codes[i] = dict.code(utf8Decoder.decode(vals[i]!))
+  return { type: 'string', length: n, values: codes, validity: c.validity, dictionary: dict.strings }
+}
+
+/** CAST(string AS BINARY): UTF-8 bytes, each dictionary entry encoded once. */
+function stringToBinary(c: Column): Column {
+  const n = c.length
+  const enc = new TextEncoder()
+  const bytes = (c.dictionary ?? []).map((s) => enc.encode(s))
+  const codes = c.values as Int32Array
+  const out = new Array<Uint8Array>(n)
+  const empty = new Uint8Array(0)
+  for (let i = 0; i < n; i++) out[i] = isValid(c.validity, i) ? bytes[codes[i]!]! : empty
+  return { type: 'binary', length: n, values: out, validity: c.validity }
+}
+
+const utf8Decoder = new TextDecoder()
+
 function parseScalar(s: string, to: DataType): unknown {
   const t = s.trim()
   switch (to) {
@@ -351,6 +389,10 @@ function formatScalar(c: Column, i: number): string {
       return (c.values as Uint8Array)[i] ? 'true' : 'false'
     case 'window':
       return `{${formatTimestamp((c.children!.start.values as BigInt64Array)[i]!)}, ${formatTimestamp((c.children!.end.values as BigInt64Array)[i]!)}}`
+    case 'struct':
+      return structCellText(c, i, formatScalar)
+    case 'string':
+      return c.dictionary![(c.values as Int32Array)[i]!]!
     default:
       return String((c.values as Int32Array)[i])
   }

@@ -224,7 +224,7 @@ class CsvFile implements OpenedFile {
       throw new OptionError('INVALID_OPTION', `the corrupt-record column '${corruptName}' must be a string column, not ${this.schema[this.corruptIdx]!.type}`)
     }
     for (const f of this.schema) {
-      if (f.type === 'binary' || f.type === 'window') {
+      if (f.type === 'binary' || f.type === 'window' || f.type === 'struct') {
         throw new SourceError('UNSUPPORTED_TYPE', `${path}: CSV cannot hold the ${f.type} column '${f.name}'`)
       }
     }
@@ -371,6 +371,7 @@ function encodeCsv(batches: Batch[], schema: Schema): Uint8Array {
       )
     }
     if (f.type === 'binary') throw new SinkError('UNSUPPORTED_TYPE', `csv cannot store the binary column '${f.name}'`)
+    if (f.type === 'struct') throw new SinkError('UNSUPPORTED_TYPE', `csv cannot store the struct column '${f.name}': select its fields instead, e.g. select('${f.name}.*')`)
   }
   const parts: string[] = [schema.map((f) => quote(f.name, sep)).join(sep) + '\n']
   for (const b of batches) {

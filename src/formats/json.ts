@@ -219,6 +219,9 @@ export function jsonCell(type: DataType, v: unknown): CellValue | null | typeof 
       if (start === MISMATCH || end === MISMATCH) return MISMATCH
       return { start, end }
     }
+    case 'struct':
+      // reading nested objects into struct columns: use from_json() on a string column
+      return MISMATCH
   }
 }
 
@@ -484,6 +487,10 @@ function cellWriter(c: Column, name: string): (i: number) => string {
       const s = cellWriter(c.children!.start, `${name}.start`)
       const e = cellWriter(c.children!.end, `${name}.end`)
       return (i) => (!valid(i) ? 'null' : `{"start":${s(i)},"end":${e(i)}}`)
+    }
+    case 'struct': {
+      const fields = Object.entries(c.children ?? {}).map(([k, ch]) => [JSON.stringify(k) + ':', cellWriter(ch, `${name}.${k}`)] as const)
+      return (i) => (!valid(i) ? 'null' : '{' + fields.map(([k, w]) => k + w(i)).join(',') + '}')
     }
   }
 }

@@ -504,6 +504,8 @@ function schemaElement(f: Field): SchemaElement {
         'UNSUPPORTED_TYPE',
         `parquet cannot store the window column '${f.name}': select its bounds instead, e.g. select(col('${f.name}.start'), col('${f.name}.end'))`,
       )
+    case 'struct':
+      throw new SinkError('UNSUPPORTED_TYPE', `parquet cannot store the struct column '${f.name}': select its fields instead, e.g. select('${f.name}.*')`)
   }
 }
 

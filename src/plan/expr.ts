@@ -13,10 +13,16 @@ export type Expr =
   | { readonly kind: 'not'; readonly expr: Expr }
   | { readonly kind: 'isNull'; readonly expr: Expr; readonly negate: boolean }
   | { readonly kind: 'cast'; readonly expr: Expr; readonly to: DataType }
-  | { readonly kind: 'field'; readonly expr: Expr; readonly field: 'start' | 'end' }
+  | { readonly kind: 'field'; readonly expr: Expr; readonly field: string }
   | { readonly kind: 'window'; readonly expr: Expr; readonly windowUs: number; readonly slideUs: number; readonly startUs: number }
   | { readonly kind: 'agg'; readonly fn: AggFn; readonly expr: Expr | null }
   | { readonly kind: 'sortOrder'; readonly expr: Expr; readonly ascending: boolean }
+  /** Spark's from_json: a string (or binary UTF-8) column of JSON objects parsed into a struct of `fields`. */
+  | { readonly kind: 'fromJson'; readonly expr: Expr; readonly fields: readonly Field[]; readonly failFast: boolean }
+  /** Spark's to_json: a struct column rendered as a JSON object per row (null fields omitted). */
+  | { readonly kind: 'toJson'; readonly expr: Expr }
+  /** Spark's struct(...): columns gathered into one struct column. */
+  | { readonly kind: 'struct'; readonly exprs: readonly Expr[] }
 
 export const TYPE_NAMES: Record<string, DataType> = {
   boolean: 'boolean', bool: 'boolean',
@@ -62,6 +68,12 @@ export function exprName(e: Expr): string {
       return `${e.fn}(${e.expr === null ? '1' : exprName(e.expr)})`
     case 'sortOrder':
       return `${exprName(e.expr)} ${e.ascending ? 'ASC' : 'DESC'}`
+    case 'fromJson':
+      return `from_json(${exprName(e.expr)})`
+    case 'toJson':
+      return `to_json(${exprName(e.expr)})`
+    case 'struct':
+      return `struct(${e.exprs.map(exprName).join(', ')})`
   }
 }
 
@@ -69,7 +81,12 @@ function numericRank(t: DataType): number {
   return t === 'int32' ? 1 : t === 'int64' ? 2 : t === 'float64' ? 3 : 0
 }
 
-export function resolveColumn(schema: Schema, name: string): { field: Field; index: number; sub?: 'start' | 'end' } {
+/**
+ * A column by name: a top-level field, a window bound (`window.start`), or a field of a struct
+ * column (`data.x`, `data.inner.y`): then `path` lists the struct fields walked and `leaf` is the
+ * field reached.
+ */
+export function resolveColumn(schema: Schema, name: string): { field: Field; index: number; sub?: 'start' | 'end'; path?: readonly string[]; leaf?: Field } {
   let i = schema.findIndex((f) => f.name === name)
   if (i >= 0) return { field: schema[i]!, index: i }
   const dot = name.lastIndexOf('.')
@@ -80,6 +97,15 @@ export function resolveColumn(schema: Schema, name: string): { field: Field; ind
     if (i >= 0 && schema[i]!.type === 'window' && (sub === 'start' || sub === 'end')) {
       return { field: schema[i]!, index: i, sub }
     }
+  }
+  // struct fields: the longest top-level name that prefixes `name`, then one struct field per segment
+  for (let cut = name.indexOf('.'); cut > 0; cut = name.indexOf('.', cut + 1)) {
+    i = schema.findIndex((f) => f.name === name.slice(0, cut))
+    if (i < 0 || schema[i]!.type !== 'struct') continue
+    const path = name.slice(cut + 1).split('.')
+    let f: Field | undefined = schema[i]!
+    for (const seg of path) f = f?.type === 'struct' ? f.fields?.find((x) => x.name === seg) : undefined
+    if (f !== undefined) return { field: schema[i]!, index: i, path, leaf: f }
   }
   throw new AnalysisError(
     'UNRESOLVED_COLUMN',
@@ -92,7 +118,7 @@ export function typeOf(e: Expr, schema: Schema): DataType {
   switch (e.kind) {
     case 'col': {
       const r = resolveColumn(schema, e.name)
-      return r.sub ? 'timestamp' : r.field.type
+      return r.sub ? 'timestamp' : r.leaf ? r.leaf.type : r.field.type
     }
     case 'lit':
       return e.type
@@ -123,9 +149,29 @@ export function typeOf(e: Expr, schema: Schema): DataType {
     case 'cast':
       typeOf(e.expr, schema)
       return e.to
-    case 'field':
-      if (typeOf(e.expr, schema) !== 'window') throw new AnalysisError('DATATYPE_MISMATCH', `.${e.field} needs a window column: ${exprName(e.expr)}`)
+    case 'field': {
+      const t = typeOf(e.expr, schema)
+      if (t === 'struct') {
+        const f = structFields(e.expr, schema).find((x) => x.name === e.field)
+        if (f === undefined) throw new AnalysisError('FIELD_NOT_FOUND', `No such struct field ${e.field} in ${exprName(e.expr)} (fields: ${structFields(e.expr, schema).map((x) => x.name).join(', ')})`)
+        return f.type
+      }
+      if (t !== 'window' || (e.field !== 'start' && e.field !== 'end')) throw new AnalysisError('DATATYPE_MISMATCH', `.${e.field} needs a window column (start, end) or a struct column: ${exprName(e.expr)}`)
       return 'timestamp'
+    }
+    case 'fromJson': {
+      const t = typeOf(e.expr, schema)
+      if (t !== 'string' && t !== 'binary') throw new AnalysisError('DATATYPE_MISMATCH', `from_json() needs a string column, but ${exprName(e.expr)} is ${t}`)
+      return 'struct'
+    }
+    case 'toJson': {
+      const t = typeOf(e.expr, schema)
+      if (t !== 'struct' && t !== 'window') throw new AnalysisError('DATATYPE_MISMATCH', `to_json() needs a struct column, but ${exprName(e.expr)} is ${t}`)
+      return 'string'
+    }
+    case 'struct':
+      for (const x of e.exprs) typeOf(x, schema)
+      return 'struct'
     case 'window': {
       const t = typeOf(e.expr, schema)
       if (t !== 'timestamp') {
@@ -163,12 +209,34 @@ export function containsAgg(e: Expr): boolean {
   switch (e.kind) {
     case 'agg':
       return true
-    case 'alias': case 'not': case 'isNull': case 'cast': case 'field': case 'window': case 'sortOrder':
+    case 'alias': case 'not': case 'isNull': case 'cast': case 'field': case 'window': case 'sortOrder': case 'fromJson': case 'toJson':
       return containsAgg(e.expr)
+    case 'struct':
+      return e.exprs.some(containsAgg)
     case 'binary':
       return containsAgg(e.left) || containsAgg(e.right)
     default:
       return false
+  }
+}
+
+/** The fields of a struct-typed expression (from_json's schema, struct(...)'s columns, a struct column or nested field). */
+export function structFields(e: Expr, schema: Schema): readonly Field[] {
+  switch (e.kind) {
+    case 'alias':
+      return structFields(e.expr, schema)
+    case 'fromJson':
+      return e.fields
+    case 'struct':
+      return e.exprs.map((x) => ({ name: exprName(x), type: typeOf(x, schema), nullable: true, ...(typeOf(x, schema) === 'struct' ? { fields: structFields(x, schema) } : {}) }))
+    case 'col': {
+      const r = resolveColumn(schema, e.name)
+      return (r.leaf ?? r.field).fields ?? []
+    }
+    case 'field':
+      return structFields(e.expr, schema).find((f) => f.name === e.field)?.fields ?? []
+    default:
+      return []
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Field, Schema } from '../batch.ts'
 import { AnalysisError } from '../errors.ts'
 import type { SourceProvider } from '../sources/source.ts'
-import { type Expr, containsAgg, exprName, passthroughColumn, resolveColumn, typeOf, unalias } from './expr.ts'
+import { type Expr, containsAgg, exprName, passthroughColumn, resolveColumn, structFields, typeOf, unalias } from './expr.ts'
 
 /**
  * The logical plan. Every node carries its output schema (resolved when the node is built, so
@@ -30,7 +30,8 @@ export function projectNode(child: Plan, exprs: readonly Expr[]): Plan {
     if (containsAgg(e)) throw new AnalysisError('AGGREGATE_IN_SELECT', `Aggregate ${exprName(e)} is only allowed in agg()`)
     if (unalias(e).kind === 'window') throw new AnalysisError('UNSUPPORTED_EXPRESSION', 'window() is only supported in groupBy()')
     const name = exprName(e)
-    schema.push({ name, type: typeOf(e, child.schema), nullable: true })
+    const type = typeOf(e, child.schema)
+    schema.push(type === 'struct' ? { name, type, nullable: true, fields: structFields(e, child.schema) } : { name, type, nullable: true })
     const src = passthroughColumn(e)
     if (src !== null && child.eventTime.has(src)) eventTime.set(name, child.eventTime.get(src)!)
   }
@@ -62,7 +63,9 @@ export function aggregateNode(child: Plan, keys: readonly Expr[], aggs: readonly
   for (const k of keys) {
     if (containsAgg(k)) throw new AnalysisError('AGGREGATE_IN_GROUP_BY', `Aggregate ${exprName(k)} is not allowed in groupBy()`)
     const name = exprName(k)
-    schema.push({ name, type: typeOf(k, child.schema), nullable: true })
+    const keyType = typeOf(k, child.schema)
+    if (keyType === 'struct') throw new AnalysisError('UNSUPPORTED_GROUPING', `Cannot group by the struct ${name}: group by its fields instead (e.g. col('${name}.x'))`)
+    schema.push({ name, type: keyType, nullable: true })
     const u = unalias(k)
     const src = u.kind === 'window' ? passthroughColumn(u.expr) : passthroughColumn(k)
     if (src !== null && child.eventTime.has(src)) eventTime.set(name, child.eventTime.get(src)!)

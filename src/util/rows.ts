@@ -36,6 +36,16 @@ export function rowsToBatch(schema: Schema, rows: readonly Row[]): Batch {
         children: { start: { type: 'timestamp', length: n, values: start, validity: null }, end: { type: 'timestamp', length: n, values: end, validity: null } },
       }
     }
+    if (f.type === 'struct') {
+      const sub = rows.map((r, i) => {
+        const v = r[f.name]
+        if (v == null) { nullAt(i); return {} }
+        if (typeof v !== 'object') bad(i, v)
+        return v as Row
+      })
+      const inner = rowsToBatch(f.fields ?? [], sub)
+      return { type: 'struct', length: n, values: new Uint8Array(0), validity, children: Object.fromEntries((f.fields ?? []).map((x, k) => [x.name, inner.columns[k]!])) }
+    }
     if (f.type === 'string') {
       const dict = new DictionaryBuilder()
       const codes = new Int32Array(n)
@@ -93,6 +103,7 @@ export function valueAt(c: Column, i: number): unknown {
     case 'string': return c.dictionary![(c.values as Int32Array)[i]!]
     case 'boolean': return (c.values as Uint8Array)[i] !== 0
     case 'window': return { start: valueAt(c.children!.start, i), end: valueAt(c.children!.end, i) }
+    case 'struct': return Object.fromEntries(Object.entries(c.children ?? {}).map(([k, ch]) => [k, valueAt(ch, i)]))
     default: return (c.values as Int32Array | Float64Array | Uint8Array[])[i]
   }
 }

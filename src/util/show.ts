@@ -26,6 +26,7 @@ function cellText(c: Batch['columns'][number], i: number): string {
   switch (c.type) {
     case 'timestamp': return formatTimestamp((c.values as BigInt64Array)[i]!)
     case 'window': return `{${cellText(c.children!.start, i)}, ${cellText(c.children!.end, i)}}`
+    case 'struct': return `{${Object.values(c.children ?? {}).map((ch) => cellText(ch, i)).join(', ')}}`
     case 'string': return c.dictionary![(c.values as Int32Array)[i]!]!
     case 'boolean': return (c.values as Uint8Array)[i] ? 'true' : 'false'
     case 'binary': return `[${Array.from((c.values as Uint8Array[])[i]!, (b) => b.toString(16).padStart(2, '0').toUpperCase()).join(' ')}]`
