@@ -102,7 +102,7 @@ describe.each(configs)('crash matrix: $mode mode into $sink', (c) => {
 describe('random kills', () => {
   it('killed at random moments many times in a row (bounded in time), ends with the uninterrupted output', async () => {
     const c: Config = { mode: 'append', sink: 'file' }
-    const extra = ['--max-rows', '10']
+    const extra = ['--max-rows', '3']
     const base = fresh()
     const first = await run(base, c, extra)
     expect(first.code, first.stderr).toBe(0)
@@ -116,7 +116,7 @@ describe('random kills', () => {
       const p = start(d, c, extra)
       let stderr = ''
       p.stderr!.on('data', (x) => (stderr += x))
-      const timer = setTimeout(() => p.kill('SIGKILL'), 700 + Math.floor(rand() * 1000))
+      const timer = setTimeout(() => p.kill('SIGKILL'), 600 + Math.floor(rand() * 1000))
       const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => p.on('exit', (cd, sg) => resolve([cd, sg])))
       clearTimeout(timer)
       if (code === 0) break
