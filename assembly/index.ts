@@ -8,6 +8,13 @@
 // position is the tag's top bits (Fibonacci hashing), so rehashing never needs the keys. Keys are
 // stored packed per group (W u64 words per group: every i64 lane takes a word, i32 lanes are
 // paired into words), accumulators are struct-of-arrays (one value and one count array per spec).
+//
+// Dense layout: when an update starts on an empty table and the product of its key lanes' domains
+// (window index within the batch, dictionary code, integer range) is small, rows are addressed
+// directly — slot = Σ code_l × stride_l, `slotGroup[slot]` = group id + 1 — instead of hashed. The
+// groups, their packed keys and accumulators are exactly what the hashed path would produce (same
+// ids, first-seen order), so everything else (gather, merge, removal) works on either; the hash
+// slots are rebuilt from the stored keys the first time a hashed operation needs them.
 
 // ---------------------------------------------------------------------------------------------
 // memory
@@ -55,7 +62,7 @@ export function assign_windows(ts: usize, valid: usize, n: i32, win: i64, slide:
         let r = (t - start) % slide
         if (r < 0) r += slide
         lo = t - r
-        hi = lo + slide
+        hi = cacheEnd(lo, start, slide)
       }
       store<i64>(outStarts + (<usize>c << 3), lo)
       store<i32>(outRows + (<usize>c << 2), rowBase + i)
@@ -69,7 +76,7 @@ export function assign_windows(ts: usize, valid: usize, n: i32, win: i64, slide:
         let r = (t - start) % slide
         if (r < 0) r += slide
         lo = t - r
-        hi = lo + slide
+        hi = cacheEnd(lo, start, slide)
       }
       const c0 = c
       for (let j: i32 = k - 1; j >= 0; j--) {
@@ -129,6 +136,11 @@ class Table {
   cnts: usize = 0 // per spec: usize pointer to groupCap i64 counts
   keys: usize = 0 // groupCap * W u64
   slots: usize = 0 // slotCap u64
+  hashStale: i32 = 0 // groups were added densely: the hash slots do not index them
+  dense: i32 = 0 // slotGroup holds entries for groups 0..numGroups (reset them before reuse)
+  slotGroup: usize = 0 // dense slot -> group id + 1 (0 = empty); all zero while dense == 0
+  slotGroupCap: i32 = 0
+  groupSlot: usize = 0 // per group: its dense slot (groupCap i32)
 }
 
 @inline function specKind(t: Table, j: i32): i32 {
@@ -181,6 +193,7 @@ function growGroups(t: Table): void {
   const oldCap = t.groupCap
   const cap = oldCap < 64 ? 64 : oldCap * 2
   t.keys = heap.realloc(t.keys, <usize>cap * <usize>t.W * 8)
+  t.groupSlot = heap.realloc(t.groupSlot, <usize>cap << 2)
   for (let j: i32 = 0; j < t.nSpecs; j++) {
     const cp = t.cnts + (<usize>j << 2)
     store<usize>(cp, heap.realloc(load<usize>(cp), <usize>cap << 3))
@@ -200,6 +213,7 @@ function rebuildSlots(t: Table, cap: i32): void {
     t.slotShift = 32 - (31 - <i32>clz<u32>(<u32>cap))
     t.growAt = cap >> 1
   }
+  t.hashStale = 0
   const slots = t.slots
   memory.fill(slots, 0, <usize>cap << 3)
   const mask = <u32>(cap - 1)
@@ -246,14 +260,31 @@ function addGroup3(t: Table, tag: u32, w0: u64, w1: u64, w2: u64): i32 {
   return addGroup(t, tag, w0, w1, w2, 3)
 }
 
+/** Drops the dense index (resetting its entries) and makes the hash slots index every group. */
+function toHashed(t: Table): void {
+  if (t.dense != 0) {
+    const sg = t.slotGroup
+    for (let g: i32 = 0; g < t.numGroups; g++) store<i32>(sg + (<usize>load<i32>(t.groupSlot + (<usize>g << 2)) << 2), 0)
+    t.dense = 0
+  }
+  if (t.hashStale != 0) {
+    let cap: i32 = 128
+    while (cap >> 1 <= t.numGroups) cap <<= 1
+    rebuildSlots(t, cap)
+  }
+}
+
 @inline function loadWord(kind: i32, pa: usize, pb: usize, r: usize): u64 {
   if (kind == WORD_I64) return load<u64>(pa + (r << 3))
   if (kind == WORD_I32) return <u64>load<u32>(pa + (r << 2))
   return <u64>load<u32>(pa + (r << 2)) | (<u64>load<u32>(pb + (r << 2)) << 32)
 }
 
-/** Group ids of rows [off, off + n) of the key lanes at `lanePtrs` (usize per lane) into `out`. */
-@inline function findImpl(t: Table, lanePtrs: usize, off: i32, n: i32, out: usize, W: i32): void {
+/**
+ * Group ids of rows [off, off + n) of the key lanes at `lanePtrs` (usize per lane) into `out`.
+ * `skip` (0 or n bytes): rows flagged non-zero get id 0 and create no group.
+ */
+@inline function findImpl(t: Table, lanePtrs: usize, off: i32, n: i32, out: usize, W: i32, skip: usize): void {
   const wd = t.words
   const k0 = load<i32>(wd)
   const a0 = load<usize>(lanePtrs + (<usize>load<i32>(wd, 4) << 2))
@@ -274,6 +305,10 @@ function addGroup3(t: Table, tag: u32, w0: u64, w1: u64, w2: u64): i32 {
   let mask = <u32>(t.slotCap - 1)
   let shift = <u32>t.slotShift
   for (let i: i32 = 0; i < n; i++) {
+    if (skip != 0 && load<u8>(skip + <usize>i) != 0) {
+      store<i32>(out + (<usize>i << 2), 0)
+      continue
+    }
     const r = <usize>(off + i)
     const w0 = loadWord(k0, a0, b0, r)
     const w1: u64 = W >= 2 ? loadWord(k1, a1, b1, r) : 0
@@ -308,21 +343,22 @@ function addGroup3(t: Table, tag: u32, w0: u64, w1: u64, w2: u64): i32 {
   }
 }
 
-function find1(t: Table, lanePtrs: usize, off: i32, n: i32, out: usize): void {
-  findImpl(t, lanePtrs, off, n, out, 1)
+function find1(t: Table, lanePtrs: usize, off: i32, n: i32, out: usize, skip: usize): void {
+  findImpl(t, lanePtrs, off, n, out, 1, skip)
 }
-function find2(t: Table, lanePtrs: usize, off: i32, n: i32, out: usize): void {
-  findImpl(t, lanePtrs, off, n, out, 2)
+function find2(t: Table, lanePtrs: usize, off: i32, n: i32, out: usize, skip: usize): void {
+  findImpl(t, lanePtrs, off, n, out, 2, skip)
 }
-function find3(t: Table, lanePtrs: usize, off: i32, n: i32, out: usize): void {
-  findImpl(t, lanePtrs, off, n, out, 3)
+function find3(t: Table, lanePtrs: usize, off: i32, n: i32, out: usize, skip: usize): void {
+  findImpl(t, lanePtrs, off, n, out, 3, skip)
 }
 
-function find(t: Table, lanePtrs: usize, off: i32, n: i32, out: usize): void {
+/** Hashed group lookup (the table must be hashed: see toHashed). */
+function find(t: Table, lanePtrs: usize, off: i32, n: i32, out: usize, skip: usize): void {
   const W = t.W
-  if (W == 1) find1(t, lanePtrs, off, n, out)
-  else if (W == 2) find2(t, lanePtrs, off, n, out)
-  else find3(t, lanePtrs, off, n, out)
+  if (W == 1) find1(t, lanePtrs, off, n, out, skip)
+  else if (W == 2) find2(t, lanePtrs, off, n, out, skip)
+  else find3(t, lanePtrs, off, n, out, skip)
 }
 
 /**
@@ -388,6 +424,7 @@ export function t_create(nLanes: i32, laneWidths: usize, nSpecs: i32, specs: usi
     store<usize>(t.vals + (<usize>j << 2), kind == KIND_COUNT ? 0 : heap.alloc(64 << 3))
   }
   t.keys = heap.alloc(<usize>64 * <usize>W * 8)
+  t.groupSlot = heap.alloc(<usize>64 << 2)
   t.groupCap = 64
   initAccs(t, 0, 64)
   rebuildSlots(t, 128)
@@ -408,6 +445,8 @@ export function t_free(tp: usize): void {
   heap.free(t.lanes)
   heap.free(t.keys)
   heap.free(t.slots)
+  heap.free(t.groupSlot)
+  if (t.slotGroup != 0) heap.free(t.slotGroup)
   heap.free(tp)
 }
 
@@ -425,9 +464,15 @@ export function t_cnts(tp: usize, j: i32): usize {
 
 export function t_clear(tp: usize): void {
   const t = changetype<Table>(tp)
+  if (t.dense != 0) {
+    const sg = t.slotGroup
+    for (let g: i32 = 0; g < t.numGroups; g++) store<i32>(sg + (<usize>load<i32>(t.groupSlot + (<usize>g << 2)) << 2), 0)
+    t.dense = 0
+  }
   initAccs(t, 0, t.numGroups)
   t.numGroups = 0
-  memory.fill(t.slots, 0, <usize>t.slotCap << 3)
+  if (t.hashStale == 0) memory.fill(t.slots, 0, <usize>t.slotCap << 3) // else no slot was used since the last clear
+  t.hashStale = 0
 }
 
 // --- update: scatter loops, one per accumulator
@@ -513,30 +558,340 @@ function scatter(kind: i32, input: i32, vals: usize, cnts: usize, inp: usize, va
   }
 }
 
+// --- update: key lanes
+
+// key lane kinds (lane descriptors of t_update, LANE_BYTES each):
+//   i32 kind, i32 dictSize, usize ptr, usize validity, usize remap, i32 pad, i64 p0, i64 p1
+const LANE_I64: i32 = 0 // i64 values at ptr
+const LANE_I32: i32 = 1 // i32 values at ptr
+const LANE_TUMBLE: i32 = 2 // i64 timestamps at ptr (validity: null rows are skipped); value = window start, p0 = start offset, p1 = size
+const LANE_DICT: i32 = 3 // i32 codes at ptr into a dictionary of dictSize entries; value = remap[code], or -1 when null
+const LANE_BYTES: usize = 40
+
+const MAX_LANES: i32 = 6
+const LV: usize = memory.data(MAX_LANES * CHUNK * 8, 16) // per lane: CHUNK lane values (i64 or i32)
+const LVPTRS: usize = memory.data(MAX_LANES * 4, 16) // pointers to the LV blocks
+const SLOT: usize = memory.data(CHUNK * 4, 16) // dense slot of each row of a chunk
+const SKIP: usize = memory.data(CHUNK, 16) // 1 for rows skipped (null window timestamp)
+// per lane: dense base (i64) and domain (i64); per-call state of a tumbling lane's window cache
+const DBASE: usize = memory.data(MAX_LANES * 8, 16)
+const DDOM: usize = memory.data(MAX_LANES * 8, 16)
+
+@inline function laneKind(d: usize): i32 { return load<i32>(d) }
+@inline function laneDictSize(d: usize): i32 { return load<i32>(d, 4) }
+@inline function lanePtr(d: usize): usize { return load<usize>(d, 8) }
+@inline function laneValid(d: usize): usize { return load<usize>(d, 12) }
+@inline function laneRemap(d: usize): usize { return load<usize>(d, 16) }
+@inline function laneP0(d: usize): i64 { return load<i64>(d, 24) }
+@inline function laneP1(d: usize): i64 { return load<i64>(d, 32) }
+
+/** Spark's window start of timestamp t: t - pmod(t - start, size). */
+@inline function windowStart(t: i64, start: i64, size: i64): i64 {
+  let r = (t - start) % size
+  if (r < 0) r += size
+  return t - r
+}
+
 /**
- * Aggregates n rows. `args` (usize each): nLanes lane pointers, then per spec (value pointer or 0,
- * validity pointer or 0).
+ * End of the cached window [lo, hi) of Spark's window start `lo` of size `size`: lo + size, or lo
+ * (an empty cache) when some timestamp in the window would compute its start with an overflowing
+ * t - start (then each row computes its own, exactly as the formula does).
  */
-export function t_update(tp: usize, args: usize, n: i32): void {
+@inline function cacheEnd(lo: i64, start: i64, size: i64): i64 {
+  const hi = lo + size
+  const last = hi - 1
+  if (hi <= lo || ((lo ^ start) & (lo ^ (lo - start))) < 0 || ((last ^ start) & (last ^ (last - start))) < 0) return lo
+  return hi
+}
+
+/**
+ * Computes each lane's dense domain over rows [0, n) into DBASE/DDOM and returns the product of the
+ * domains, or -1 when it exceeds `limit` (or some lane cannot be addressed densely).
+ */
+function denseDomains(t: Table, lanes: usize, n: i32, limit: i64): i64 {
+  let product: i64 = 1
+  for (let l: i32 = 0; l < t.nLanes; l++) {
+    const d = lanes + <usize>l * LANE_BYTES
+    const kind = laneKind(d)
+    const p = lanePtr(d)
+    let base: i64 = 0
+    let dom: i64 = 1
+    if (kind == LANE_DICT) {
+      // code = remap[c] - min + 1 (0 = null): by the remapped value, so that codes remapped to the
+      // same value (a dictionary with repeated strings) share a group as they do when hashed
+      const remap = laneRemap(d)
+      const size = laneDictSize(d)
+      let mn: i32 = i32.MAX_VALUE, mx: i32 = i32.MIN_VALUE
+      for (let i: i32 = 0; i < size; i++) {
+        const v = load<i32>(remap + (<usize>i << 2))
+        if (v < mn) mn = v
+        if (v > mx) mx = v
+      }
+      if (mn < 0 && size > 0) return -1 // a negative value would share the key of null (-1): hash
+      if (size > 0) {
+        base = <i64>mn
+        dom = <i64>mx - <i64>mn + 2
+      }
+    } else if (kind == LANE_I32) {
+      let mn: i32 = i32.MAX_VALUE, mx: i32 = i32.MIN_VALUE
+      for (let i: i32 = 0; i < n; i++) {
+        const v = load<i32>(p + (<usize>i << 2))
+        if (v < mn) mn = v
+        if (v > mx) mx = v
+      }
+      base = <i64>mn
+      dom = n == 0 ? 1 : <i64>mx - <i64>mn + 1
+    } else if (kind == LANE_TUMBLE) {
+      // window starts of the valid rows: their range, and that they lie on one grid of `size`
+      // (always, unless timestamp - start overflows i64, which falls back to hashing)
+      const valid = laneValid(d)
+      const start = laneP0(d)
+      const size = laneP1(d)
+      let lo: i64 = 1, hi: i64 = 0
+      let mn: i64 = i64.MAX_VALUE, mx: i64 = i64.MIN_VALUE
+      let first: i64 = 0
+      let any = false
+      for (let i: i32 = 0; i < n; i++) {
+        if (!validAt(valid, <usize>i)) continue
+        const ts = load<i64>(p + (<usize>i << 3))
+        if (ts >= lo && ts < hi) continue
+        lo = windowStart(ts, start, size)
+        hi = cacheEnd(lo, start, size)
+        if (!any) { first = lo; any = true }
+        else if ((lo >= first ? <u64>(lo - first) : <u64>(first - lo)) % <u64>size != 0) return -1
+        if (lo < mn) mn = lo
+        if (lo > mx) mx = lo
+      }
+      if (any) {
+        const span = <u64>(mx - mn) / <u64>size
+        if (span >= <u64>limit) return -1
+        base = mn
+        dom = <i64>span + 1
+      }
+    } else {
+      // i64 values: their range
+      let mn: i64 = i64.MAX_VALUE, mx: i64 = i64.MIN_VALUE
+      for (let i: i32 = 0; i < n; i++) {
+        const v = load<i64>(p + (<usize>i << 3))
+        if (v < mn) mn = v
+        if (v > mx) mx = v
+      }
+      if (n > 0) {
+        const span = <u64>(mx - mn)
+        if (span >= <u64>limit) return -1
+        base = mn
+        dom = <i64>span + 1
+      }
+    }
+    store<i64>(DBASE + (<usize>l << 3), base)
+    store<i64>(DDOM + (<usize>l << 3), dom)
+    if (dom > limit) return -1
+    product *= dom
+    if (product > limit) return -1
+  }
+  return product
+}
+
+/**
+ * Materialises the lane values of rows [off, off + m) into the LV blocks; with `dense`, also each
+ * row's dense slot into SLOT. Rows with a null window timestamp are flagged in SKIP (returns true
+ * when there is any).
+ */
+function laneValues(t: Table, lanes: usize, off: i32, m: i32, dense: bool): bool {
+  let anySkip = false
+  if (dense) memory.fill(SLOT, 0, <usize>m << 2)
+  for (let l: i32 = 0; l < t.nLanes; l++) {
+    const d = lanes + <usize>l * LANE_BYTES
+    const kind = laneKind(d)
+    const p = lanePtr(d)
+    const out = LV + <usize>l * <usize>(CHUNK * 8)
+    const base = load<i64>(DBASE + (<usize>l << 3))
+    const dom = <i32>load<i64>(DDOM + (<usize>l << 3))
+    if (kind == LANE_I64) {
+      for (let i: i32 = 0; i < m; i++) {
+        const v = load<i64>(p + (<usize>(off + i) << 3))
+        store<i64>(out + (<usize>i << 3), v)
+        if (dense) store<i32>(SLOT + (<usize>i << 2), load<i32>(SLOT + (<usize>i << 2)) * dom + <i32>(v - base))
+      }
+    } else if (kind == LANE_I32) {
+      for (let i: i32 = 0; i < m; i++) {
+        const v = load<i32>(p + (<usize>(off + i) << 2))
+        store<i32>(out + (<usize>i << 2), v)
+        if (dense) store<i32>(SLOT + (<usize>i << 2), load<i32>(SLOT + (<usize>i << 2)) * dom + (v - <i32>base))
+      }
+    } else if (kind == LANE_DICT) {
+      const valid = laneValid(d)
+      const remap = laneRemap(d)
+      for (let i: i32 = 0; i < m; i++) {
+        const r = <usize>(off + i)
+        const c = load<i32>(p + (r << 2))
+        const ok = validAt(valid, r)
+        const v = ok ? load<i32>(remap + (<usize>c << 2)) : -1
+        store<i32>(out + (<usize>i << 2), v)
+        if (dense) store<i32>(SLOT + (<usize>i << 2), load<i32>(SLOT + (<usize>i << 2)) * dom + (ok ? v - <i32>base + 1 : 0))
+      }
+    } else {
+      // tumbling window: cache the window [lo, hi) of the previous row (timestamps are mostly ordered)
+      const valid = laneValid(d)
+      const start = laneP0(d)
+      const size = laneP1(d)
+      let lo: i64 = 1
+      let hi: i64 = 0
+      let code: i32 = 0
+      for (let i: i32 = 0; i < m; i++) {
+        const r = <usize>(off + i)
+        if (!validAt(valid, r)) {
+          store<u8>(SKIP + <usize>i, 1)
+          store<i64>(out + (<usize>i << 3), 0)
+          anySkip = true
+          continue
+        }
+        const ts = load<i64>(p + (r << 3))
+        if (!(ts >= lo && ts < hi)) {
+          lo = windowStart(ts, start, size)
+          hi = cacheEnd(lo, start, size)
+          if (dense) code = <i32>(<u64>(lo - base) / <u64>size)
+        }
+        store<i64>(out + (<usize>i << 3), lo)
+        if (dense) store<i32>(SLOT + (<usize>i << 2), load<i32>(SLOT + (<usize>i << 2)) * dom + code)
+      }
+    }
+  }
+  return anySkip
+}
+
+/** Dense group lookup of a chunk: SLOT → group ids into `out` (new groups take their keys from LV). */
+function denseFind(t: Table, m: i32, out: usize, anySkip: bool): void {
+  const W = t.W
+  const sg = t.slotGroup
+  const wd = t.words
+  for (let i: i32 = 0; i < m; i++) {
+    if (anySkip && load<u8>(SKIP + <usize>i) != 0) {
+      store<i32>(out + (<usize>i << 2), 0)
+      continue
+    }
+    const slot = <usize>load<i32>(SLOT + (<usize>i << 2))
+    let g = load<i32>(sg + (slot << 2)) - 1
+    if (g < 0) {
+      g = t.numGroups
+      if (g >= t.groupCap) growGroups(t)
+      const kp = t.keys + <usize>g * <usize>W * 8
+      for (let w: i32 = 0; w < W; w++) {
+        const kind = load<i32>(wd + <usize>w * 12)
+        const a = LV + <usize>load<i32>(wd + <usize>w * 12, 4) * <usize>(CHUNK * 8)
+        const b = LV + <usize>load<i32>(wd + <usize>w * 12, 8) * <usize>(CHUNK * 8)
+        store<u64>(kp + (<usize>w << 3), loadWord(kind, a, b, <usize>i))
+      }
+      store<i32>(t.groupSlot + (<usize>g << 2), <i32>slot)
+      store<i32>(sg + (slot << 2), g + 1)
+      t.numGroups = g + 1
+    }
+    store<i32>(out + (<usize>i << 2), g)
+  }
+}
+
+/** ANDs validity bitmaps a and b (n bits, either may be 0 = all valid) into a new block, or returns the non-zero one. */
+function andValidity(a: usize, b: usize, n: i32): usize {
+  if (a == 0) return b
+  if (b == 0) return a
+  const bytes = <usize>((n + 7) >> 3)
+  const out = heap.alloc(bytes)
+  for (let i: usize = 0; i < bytes; i++) store<u8>(out + i, load<u8>(a + i) & load<u8>(b + i))
+  return out
+}
+
+let lastLayout: i32 = 0
+
+/** 1 when the last t_update addressed its groups densely, 0 when it hashed them. */
+export function t_last_layout(): i32 {
+  return lastLayout
+}
+
+/**
+ * Aggregates n rows. `lanes`: nLanes lane descriptors (LANE_BYTES each, see above); `specArgs`
+ * (usize each): per spec (value pointer or 0, validity pointer or 0). Rows whose tumbling-window
+ * timestamp is null are skipped. The groups are addressed densely when the table is empty and the
+ * product of the lanes' domains is at most `denseLimit` (0: never), hashed otherwise. Returns 1
+ * (dense) or 0 (hashed), or -1 - i when row i has a dictionary code outside its dictionary (nothing
+ * is changed then).
+ */
+export function t_update(tp: usize, lanes: usize, specArgs: usize, n: i32, denseLimit: i32): i32 {
   const t = changetype<Table>(tp)
-  const specArgs = args + (<usize>t.nLanes << 2)
+  // refuse dictionary codes outside their dictionary (valid rows), before changing anything
+  for (let l: i32 = 0; l < t.nLanes; l++) {
+    const d = lanes + <usize>l * LANE_BYTES
+    if (laneKind(d) != LANE_DICT) continue
+    const p = lanePtr(d)
+    const valid = laneValid(d)
+    const size = <u32>laneDictSize(d)
+    for (let i: i32 = 0; i < n; i++) {
+      if (<u32>load<i32>(p + (<usize>i << 2)) >= size && validAt(valid, <usize>i)) return -1 - i
+    }
+  }
+  // validity of the rows that have a window (null timestamps are skipped by every spec)
+  let rowValid: usize = 0
+  let ownRowValid = false
+  for (let l: i32 = 0; l < t.nLanes; l++) {
+    const d = lanes + <usize>l * LANE_BYTES
+    if (laneKind(d) != LANE_TUMBLE || laneValid(d) == 0) continue
+    const v = andValidity(rowValid, laneValid(d), n)
+    if (v != rowValid && v != laneValid(d)) {
+      // a new block (several tumbling lanes): a row is skipped when any of its timestamps is null
+      if (ownRowValid) heap.free(rowValid)
+      ownRowValid = true
+    }
+    rowValid = v
+  }
+  let dense = false
+  if (t.numGroups == 0 && denseLimit > 0 && n > 0) {
+    const product = denseDomains(t, lanes, n, <i64>denseLimit)
+    if (product > 0) {
+      dense = true
+      if (<i64>t.slotGroupCap < product) {
+        if (t.slotGroup != 0) heap.free(t.slotGroup)
+        let cap: i64 = 1024
+        while (cap < product) cap <<= 1
+        t.slotGroup = heap.alloc(<usize>cap << 2)
+        memory.fill(t.slotGroup, 0, <usize>cap << 2)
+        t.slotGroupCap = <i32>cap
+      }
+      t.dense = 1
+      t.hashStale = 1
+    }
+  }
+  if (!dense) toHashed(t)
+  lastLayout = dense ? 1 : 0
+  const valids = heap.alloc(<usize>(t.nSpecs > 0 ? t.nSpecs : 1) << 2)
+  for (let j: i32 = 0; j < t.nSpecs; j++) store<usize>(valids + (<usize>j << 2), andValidity(load<usize>(specArgs + (<usize>j << 3), 4), rowValid, n))
+  for (let l: i32 = 0; l < t.nLanes; l++) store<usize>(LVPTRS + (<usize>l << 2), LV + <usize>l * <usize>(CHUNK * 8))
   for (let off: i32 = 0; off < n; off += CHUNK) {
     const m = n - off < CHUNK ? n - off : CHUNK
-    find(t, args, off, m, GIDS)
+    if (rowValid != 0) memory.fill(SKIP, 0, <usize>m)
+    const anySkip = laneValues(t, lanes, off, m, dense)
+    if (dense) denseFind(t, m, GIDS, anySkip)
+    else find(t, LVPTRS, 0, m, GIDS, anySkip ? SKIP : 0)
     for (let j: i32 = 0; j < t.nSpecs; j++) {
       const inp = load<usize>(specArgs + (<usize>j << 3))
-      const valid = load<usize>(specArgs + (<usize>j << 3), 4)
+      const valid = load<usize>(valids + (<usize>j << 2))
       scatter(specKind(t, j), specInput(t, j), valsOf(t, j), cntsOf(t, j), inp, valid, off, m, GIDS)
     }
   }
+  for (let j: i32 = 0; j < t.nSpecs; j++) {
+    const v = load<usize>(valids + (<usize>j << 2))
+    if (v != 0 && v != rowValid && v != load<usize>(specArgs + (<usize>j << 3), 4)) heap.free(v)
+  }
+  heap.free(valids)
+  if (ownRowValid) heap.free(rowValid)
+  return lastLayout
 }
 
 // --- merge
 
-@inline function mergeImpl<V>(kind: i32, vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize): void {
+/** Combines partial accumulators into groups gids[i]; row i of the input is srcIdx[i] (or i when srcIdx is 0). */
+@inline function mergeImpl<V>(kind: i32, vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize, srcIdx: usize): void {
   for (let i: i32 = 0; i < n; i++) {
     const g = <usize>load<i32>(gids + (<usize>i << 2))
-    const r = <usize>i << 3
+    const r = (srcIdx == 0 ? <usize>i : <usize>load<i32>(srcIdx + (<usize>i << 2))) << 3
     if (kind != KIND_COUNT) {
       const vp = vals + (g << 3)
       store<V>(vp, combine<V>(kind, load<V>(vp), load<V>(inVals + r)))
@@ -546,39 +901,127 @@ export function t_update(tp: usize, args: usize, n: i32): void {
   }
 }
 
-function mergeCount(cnts: usize, inCnts: usize, n: i32, gids: usize): void { mergeImpl<i64>(KIND_COUNT, 0, cnts, 0, inCnts, n, gids) }
-function mergeSumI(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize): void { mergeImpl<i64>(KIND_SUM, vals, cnts, inVals, inCnts, n, gids) }
-function mergeMinI(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize): void { mergeImpl<i64>(KIND_MIN, vals, cnts, inVals, inCnts, n, gids) }
-function mergeMaxI(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize): void { mergeImpl<i64>(KIND_MAX, vals, cnts, inVals, inCnts, n, gids) }
-function mergeSumF(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize): void { mergeImpl<f64>(KIND_SUM, vals, cnts, inVals, inCnts, n, gids) }
-function mergeMinF(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize): void { mergeImpl<f64>(KIND_MIN, vals, cnts, inVals, inCnts, n, gids) }
-function mergeMaxF(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize): void { mergeImpl<f64>(KIND_MAX, vals, cnts, inVals, inCnts, n, gids) }
+function mergeCount(cnts: usize, inCnts: usize, n: i32, gids: usize, srcIdx: usize): void { mergeImpl<i64>(KIND_COUNT, 0, cnts, 0, inCnts, n, gids, srcIdx) }
+function mergeSumI(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize, srcIdx: usize): void { mergeImpl<i64>(KIND_SUM, vals, cnts, inVals, inCnts, n, gids, srcIdx) }
+function mergeMinI(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize, srcIdx: usize): void { mergeImpl<i64>(KIND_MIN, vals, cnts, inVals, inCnts, n, gids, srcIdx) }
+function mergeMaxI(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize, srcIdx: usize): void { mergeImpl<i64>(KIND_MAX, vals, cnts, inVals, inCnts, n, gids, srcIdx) }
+function mergeSumF(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize, srcIdx: usize): void { mergeImpl<f64>(KIND_SUM, vals, cnts, inVals, inCnts, n, gids, srcIdx) }
+function mergeMinF(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize, srcIdx: usize): void { mergeImpl<f64>(KIND_MIN, vals, cnts, inVals, inCnts, n, gids, srcIdx) }
+function mergeMaxF(vals: usize, cnts: usize, inVals: usize, inCnts: usize, n: i32, gids: usize, srcIdx: usize): void { mergeImpl<f64>(KIND_MAX, vals, cnts, inVals, inCnts, n, gids, srcIdx) }
+
+function mergeSpec(t: Table, j: i32, inVals: usize, inCnts: usize, n: i32, gids: usize, srcIdx: usize): void {
+  const kind = specKind(t, j)
+  const vals = valsOf(t, j)
+  const cnts = cntsOf(t, j)
+  if (kind == KIND_COUNT) mergeCount(cnts, inCnts, n, gids, srcIdx)
+  else if (specInput(t, j) == IN_F64) {
+    if (kind == KIND_SUM) mergeSumF(vals, cnts, inVals, inCnts, n, gids, srcIdx)
+    else if (kind == KIND_MIN) mergeMinF(vals, cnts, inVals, inCnts, n, gids, srcIdx)
+    else mergeMaxF(vals, cnts, inVals, inCnts, n, gids, srcIdx)
+  } else {
+    if (kind == KIND_SUM) mergeSumI(vals, cnts, inVals, inCnts, n, gids, srcIdx)
+    else if (kind == KIND_MIN) mergeMinI(vals, cnts, inVals, inCnts, n, gids, srcIdx)
+    else mergeMaxI(vals, cnts, inVals, inCnts, n, gids, srcIdx)
+  }
+}
 
 /**
  * Merges n partial groups. `args` (usize each): nLanes lane pointers, then per spec (value
- * pointer or 0, count pointer); group ids are written to `gidsOut`.
+ * pointer or 0, count pointer). With lateLane >= 0, rows whose i64 key lane `lateLane` is <= thr
+ * are dropped first (the input arrays are compacted in place). Writes the group id of each kept row
+ * to `gidsOut` and returns the number of kept rows.
  */
-export function t_merge(tp: usize, args: usize, n: i32, gidsOut: usize): void {
+export function t_merge(tp: usize, args: usize, n: i32, gidsOut: usize, lateLane: i32, thr: i64): i32 {
   const t = changetype<Table>(tp)
-  find(t, args, 0, n, gidsOut)
+  toHashed(t)
   const specArgs = args + (<usize>t.nLanes << 2)
-  for (let j: i32 = 0; j < t.nSpecs; j++) {
-    const inVals = load<usize>(specArgs + (<usize>j << 3))
-    const inCnts = load<usize>(specArgs + (<usize>j << 3), 4)
-    const kind = specKind(t, j)
-    const vals = valsOf(t, j)
-    const cnts = cntsOf(t, j)
-    if (kind == KIND_COUNT) mergeCount(cnts, inCnts, n, gidsOut)
-    else if (specInput(t, j) == IN_F64) {
-      if (kind == KIND_SUM) mergeSumF(vals, cnts, inVals, inCnts, n, gidsOut)
-      else if (kind == KIND_MIN) mergeMinF(vals, cnts, inVals, inCnts, n, gidsOut)
-      else mergeMaxF(vals, cnts, inVals, inCnts, n, gidsOut)
-    } else {
-      if (kind == KIND_SUM) mergeSumI(vals, cnts, inVals, inCnts, n, gidsOut)
-      else if (kind == KIND_MIN) mergeMinI(vals, cnts, inVals, inCnts, n, gidsOut)
-      else mergeMaxI(vals, cnts, inVals, inCnts, n, gidsOut)
+  let m = n
+  if (lateLane >= 0) {
+    const lane = load<usize>(args + (<usize>lateLane << 2))
+    m = 0
+    for (let i: i32 = 0; i < n; i++) {
+      if (load<i64>(lane + (<usize>i << 3)) <= thr) continue
+      if (m != i) {
+        for (let l: i32 = 0; l < t.nLanes; l++) {
+          const p = load<usize>(args + (<usize>l << 2))
+          if (load<i32>(t.lanes + <usize>l * 12) == 8) store<u64>(p + (<usize>m << 3), load<u64>(p + (<usize>i << 3)))
+          else store<u32>(p + (<usize>m << 2), load<u32>(p + (<usize>i << 2)))
+        }
+        for (let j: i32 = 0; j < t.nSpecs; j++) {
+          const vp = load<usize>(specArgs + (<usize>j << 3))
+          const cp = load<usize>(specArgs + (<usize>j << 3), 4)
+          if (vp != 0) store<u64>(vp + (<usize>m << 3), load<u64>(vp + (<usize>i << 3)))
+          store<u64>(cp + (<usize>m << 3), load<u64>(cp + (<usize>i << 3)))
+        }
+      }
+      m++
     }
   }
+  find(t, args, 0, m, gidsOut, 0)
+  for (let j: i32 = 0; j < t.nSpecs; j++) {
+    mergeSpec(t, j, load<usize>(specArgs + (<usize>j << 3)), load<usize>(specArgs + (<usize>j << 3), 4), m, gidsOut, 0)
+  }
+  return m
+}
+
+/** Finds or adds the group of packed key words at kp (W words); the table must be hashed. */
+@inline function findPacked(t: Table, kp: usize, W: i32): i32 {
+  const w0 = load<u64>(kp)
+  const w1: u64 = W >= 2 ? load<u64>(kp, 8) : 0
+  const w2: u64 = W >= 3 ? load<u64>(kp, 16) : 0
+  const tag = <u32>(hashWords(W, w0, w1, w2) >> 32)
+  const slots = t.slots
+  const keys = t.keys
+  const mask = <u32>(t.slotCap - 1)
+  let pos = tag >> <u32>t.slotShift
+  while (true) {
+    const s = load<u64>(slots + (<usize>pos << 3))
+    if (s == 0) break
+    if (<u32>(s >> 32) == tag) {
+      const g = <i32>(<u32>s) - 1
+      const gp = keys + <usize>g * <usize>(W * 8)
+      if (load<u64>(gp) == w0 && (W < 2 || load<u64>(gp, 8) == w1) && (W < 3 || load<u64>(gp, 16) == w2)) return g
+    }
+    pos = (pos + 1) & mask
+  }
+  if (W == 1) return addGroup1(t, tag, w0)
+  if (W == 2) return addGroup2(t, tag, w0, w1)
+  return addGroup3(t, tag, w0, w1, w2)
+}
+
+function findPackedAll(t: Table, src: Table, ids: usize, n: i32, out: usize): void {
+  const W = t.W
+  const W8 = <usize>W << 3
+  for (let i: i32 = 0; i < n; i++) {
+    const kp = src.keys + <usize>load<i32>(ids + (<usize>i << 2)) * W8
+    const g = W == 1 ? findPacked(t, kp, 1) : W == 2 ? findPacked(t, kp, 2) : findPacked(t, kp, 3)
+    store<i32>(out + (<usize>i << 2), g)
+  }
+}
+
+/**
+ * Merges every group of table `sp` (same lanes and specs) into table `tp`, dropping (with
+ * lateLane >= 0) the groups whose i64 key lane `lateLane` is <= thr. Writes the group id in tp of
+ * each kept group (in sp's group order) to `gidsOut` and returns their number.
+ */
+export function t_merge_table(tp: usize, sp: usize, gidsOut: usize, lateLane: i32, thr: i64): i32 {
+  const t = changetype<Table>(tp)
+  const src = changetype<Table>(sp)
+  toHashed(t)
+  const n = src.numGroups
+  const ids = heap.alloc(<usize>(n > 0 ? n : 1) << 2)
+  let m: i32 = 0
+  const laneOff = lateLane >= 0 ? <usize>load<i32>(src.lanes + <usize>lateLane * 12, 4) << 3 : 0
+  const W8 = <usize>src.W << 3
+  for (let g: i32 = 0; g < n; g++) {
+    if (lateLane >= 0 && load<i64>(src.keys + <usize>g * W8 + laneOff) <= thr) continue
+    store<i32>(ids + (<usize>m << 2), g)
+    m++
+  }
+  findPackedAll(t, src, ids, m, gidsOut)
+  for (let j: i32 = 0; j < t.nSpecs; j++) mergeSpec(t, j, valsOf(src, j), cntsOf(src, j), m, gidsOut, ids)
+  heap.free(ids)
+  return m
 }
 
 // --- export
@@ -643,6 +1086,7 @@ export function t_select_le(tp: usize, lane: i32, threshold: i64, out: usize): i
 /** Removes the groups whose i64 key lane `lane` is <= threshold; the others keep their order. */
 export function t_remove_le(tp: usize, lane: i32, threshold: i64): i32 {
   const t = changetype<Table>(tp)
+  toHashed(t)
   const W8 = <usize>t.W << 3
   const n = t.numGroups
   let k: i32 = 0
@@ -662,9 +1106,10 @@ export function t_remove_le(tp: usize, lane: i32, threshold: i64): i32 {
   if (k == n) return 0
   initAccs(t, k, n)
   t.numGroups = k
-  // shrink the slots when they became very sparse (load < 1/8), keeping room to grow 4x
+  // shrink the slots only below what the groups before this removal needed: a state that fills up
+  // and is evicted every batch keeps its capacity instead of regrowing (and rehashing) each time
   let cap = t.slotCap
-  while (cap > 128 && <i64>k * 8 < <i64>cap) cap >>= 1
+  while (cap > 128 && <i64>n * 4 < <i64>cap) cap >>= 1
   rebuildSlots(t, cap)
   return n - k
 }

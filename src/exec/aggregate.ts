@@ -3,8 +3,8 @@ import {
   DictionaryBuilder, isValid, makeBatch, newValidity, setValid, takeBatch,
 } from '../batch.ts'
 import { AnalysisError } from '../errors.ts'
-import type { Executor } from '../kernels/executor.ts'
-import type { Acc, AccInput, AccInputColumn, AccSpec, GroupRows, GroupTable, Kernels, KeyLane, LaneWidth } from '../kernels/kernels.ts'
+import { ParallelismTuner, PartialAggregator, type Executor, type Partials } from '../kernels/executor.ts'
+import type { Acc, AccInput, AccInputColumn, AccSpec, GroupRows, GroupTable, Kernels, KeyInput, KeyLane, LaneWidth, LateFilter } from '../kernels/kernels.ts'
 import { type AggFn, type Expr, exprName, typeOf, unalias } from '../plan/expr.ts'
 import { evalExpr } from './eval.ts'
 
@@ -40,6 +40,12 @@ export interface AggregateMetrics {
   memoryUsedBytes: number
 }
 
+/** A batch whose partial aggregation has started (see {@link AggregateOperator.prepare}). */
+export interface PreparedBatch {
+  readonly input: Batch
+  readonly parts: Promise<{ parts: Partials; ms: number }>
+}
+
 /** What a batch changed in the state, for the state store's delta. */
 export interface StateChanges {
   readonly upserts: Batch
@@ -67,6 +73,12 @@ export class AggregateOperator {
   /** Index of the key that carries the watermark, and its delay. */
   readonly watermarkKey: number
   private state: GroupTable
+  /** Partial aggregation of this thread's share of a batch, in the state's kernels instance. */
+  private readonly local: PartialAggregator
+  /** Whether a batch is split across the executor's threads, from measured costs. */
+  private readonly tuner: ParallelismTuner
+  /** The prepared batch not yet processed (it holds the local partial table). */
+  private pending: PreparedBatch | null = null
 
   constructor(
     private readonly kernels: Kernels,
@@ -127,6 +139,8 @@ export class AggregateOperator {
       ]),
     ]
     this.state = kernels.createGroupTable(this.laneWidths, this.specs)
+    this.local = new PartialAggregator(kernels)
+    this.tuner = new ParallelismTuner(executor.threads)
   }
 
   /** True when state rows can be evicted by the watermark (Append/Update with an event-time key). */
@@ -142,43 +156,41 @@ export class AggregateOperator {
    * Runs one micro-batch. `watermarkMs` is the batch's watermark (null: no watermark in the query).
    * Returns the rows to emit (outputSchema), the state changes for the delta, and state metrics.
    */
-  async process(input: Batch, watermarkMs: number | null): Promise<{ output: Batch; changes: StateChanges; metrics: AggregateMetrics }> {
-    const T = ((globalThis as any).__T ??= {}) as Record<string, number>
-    let t0 = performance.now()
-    const tick = (k: string) => { const t = performance.now(); T[k] = (T[k] ?? 0) + t - t0; t0 = t }
-    const partials = input.numRows > 0 ? await this.partialAggregate(input) : []
-    tick('partial')
-    const late = this.evictsByWatermark && watermarkMs !== null ? this.evictionThreshold(watermarkMs) : null
+  async process(input: Batch, watermarkMs: number | null, prepared?: PreparedBatch): Promise<{ output: Batch; changes: StateChanges; metrics: AggregateMetrics }> {
+    const prep = prepared ?? this.prepare(input)
+    if (prep.input !== input) throw new Error('AggregateOperator.process: the prepared batch is not this input')
+    let parts: Partials
+    let partialMs: number
+    try {
+      ;({ parts, ms: partialMs } = await prep.parts)
+    } finally {
+      if (this.pending === prep) this.pending = null
+    }
+    const tm = performance.now()
+    // partial groups at or below the watermark are late: dropped (and counted) before the merge
+    const late: LateFilter | undefined = this.evictsByWatermark && watermarkMs !== null ? { lane: this.watermarkKey, threshold: this.evictionThreshold(watermarkMs) } : undefined
     let dropped = 0
-    const touched = new Uint8Array(0)
-    let touchedIds: number[] = []
-    let touchedMark = touched
-    for (const p of partials) {
-      let rows = p
-      if (late !== null) {
-        const lane = p.keys[this.watermarkKey] as BigInt64Array
-        const keep = new Uint8Array(p.numGroups)
-        let kept = 0
-        for (let i = 0; i < p.numGroups; i++) if (lane[i]! > late) { keep[i] = 1; kept++ }
-        dropped += p.numGroups - kept
-        if (kept < p.numGroups) rows = filterRows(p, keep, kept)
-      }
-      if (rows.numGroups === 0) continue
-      const ids = this.state.merge(rows)
-      if (touchedMark.length < this.state.numGroups) {
-        const grown = new Uint8Array(Math.max(this.state.numGroups, touchedMark.length * 2))
-        grown.set(touchedMark)
-        touchedMark = grown
-      }
-      for (let i = 0; i < ids.length; i++) {
-        const id = ids[i]!
-        if (touchedMark[id] === 0) { touchedMark[id] = 1; touchedIds.push(id) }
+    const idLists: Int32Array[] = []
+    if (parts.table !== null) {
+      const t = parts.table
+      try {
+        const before = t.numGroups
+        const ids = this.state.mergeTable(t, late)
+        dropped += before - ids.length
+        idLists.push(ids)
+      } finally {
+        t.clear()
       }
     }
-    tick('merge')
-    const updated = this.state.exportIds(Int32Array.from(touchedIds))
-    tick('exportIds')
-    touchedIds = []
+    for (const p of parts.rows) {
+      if (p.numGroups === 0) continue
+      const ids = this.state.merge(p, late)
+      dropped += p.numGroups - ids.length
+      idLists.push(ids)
+    }
+    // the cost of the partial aggregation and its merge, per row, as split (or not)
+    if (input.numRows > 0) this.tuner.record(parts.rows.length > 0, partialMs + performance.now() - tm, input.numRows)
+    const updated = this.state.exportIds(touchedIds(idLists, this.state.numGroups))
     let output: GroupRows
     let removed: GroupRows | null = null
     if (this.mode === 'complete') {
@@ -187,7 +199,6 @@ export class AggregateOperator {
       if (this.evictsByWatermark && watermarkMs !== null) removed = this.state.removeWhere(this.watermarkKey, this.evictionThreshold(watermarkMs))
       output = this.mode === 'update' ? updated : removed ?? emptyRows(this.laneWidths, this.specs)
     }
-    tick('evict')
     const metrics: AggregateMetrics = {
       numRowsTotal: this.state.numGroups,
       numRowsUpdated: updated.numGroups,
@@ -195,11 +206,42 @@ export class AggregateOperator {
       numRowsDroppedByWatermark: dropped,
       memoryUsedBytes: this.state.numGroups * this.rowBytes(),
     }
-    const fin = this.finalize(output)
-    tick('finalize')
-    const ch = { upserts: this.toStateBatch(updated), removedKeys: this.keysBatch(removed ?? emptyRows(this.laneWidths, this.specs)) }
-    tick('stateBatch')
-    return { output: fin, changes: ch, metrics }
+    return {
+      output: this.finalize(output),
+      changes: { upserts: this.toStateBatch(updated), removedKeys: this.keysBatch(removed ?? emptyRows(this.laneWidths, this.specs)) },
+      metrics,
+    }
+  }
+
+  /**
+   * Starts the partial aggregation of a batch, which reads no state: a micro-batch loop may prepare
+   * batch N+1 (once its offsets are known) while batch N's state delta, sink output and commit log
+   * are being written, then call `process(input, watermark, prepared)` for it. At most one prepared
+   * batch may be outstanding; one that will not be processed must be given to {@link discard}.
+   */
+  prepare(input: Batch): PreparedBatch {
+    if (this.pending !== null) throw new Error('AggregateOperator.prepare: a prepared batch is still outstanding')
+    const split = this.tuner.choose()
+    const t0 = performance.now()
+    const parts = input.numRows > 0 ? this.partialAggregate(input, split) : Promise.resolve<Partials>({ table: null, rows: [] })
+    const prep: PreparedBatch = { input, parts: parts.then((p) => ({ parts: p, ms: performance.now() - t0 })) }
+    prep.parts.catch(() => {
+      if (this.pending === prep) this.pending = null
+    })
+    this.pending = prep
+    return prep
+  }
+
+  /** Drops a prepared batch that will not be processed (releases its partial table). */
+  async discard(prepared: PreparedBatch): Promise<void> {
+    try {
+      const { parts } = await prepared.parts
+      parts.table?.clear()
+    } catch {
+      // its failure is reported by whoever processes or discards it; nothing to release
+    } finally {
+      if (this.pending === prepared) this.pending = null
+    }
   }
 
   /** All state rows (state schema), for snapshots. */
@@ -217,6 +259,7 @@ export class AggregateOperator {
 
   dispose(): void {
     this.state.dispose()
+    this.local.dispose()
   }
 
   /** Lane threshold: a group is at or below the watermark when its lane value ≤ this. */
@@ -230,34 +273,43 @@ export class AggregateOperator {
     return this.laneWidths.reduce((s, w) => s + w, 0) + this.specs.length * 16 + 8
   }
 
-  private async partialAggregate(input: Batch): Promise<GroupRows[]> {
+  /**
+   * Partial aggregation of a batch. Tumbling windows and string keys are computed in the kernel
+   * from the batch's own buffers (window start from the timestamp, state dictionary code from the
+   * batch dictionary code), so the common case copies no column in JS; sliding windows expand the
+   * rows first (one row per window).
+   */
+  private async partialAggregate(input: Batch, split: boolean): Promise<Partials> {
     let batch = input
     const windowKey = this.keys.find((k) => k.window)
-    let starts: BigInt64Array | null = null
+    let windowLane: KeyInput | null = null
     if (windowKey) {
       const ts = evalExpr(windowKey.expr, batch)
       const w = windowKey.window!
-      const T = ((globalThis as any).__T ??= {}) as Record<string, number>; let t0 = performance.now()
-      const r = this.kernels.assignWindows(ts.values as BigInt64Array, ts.validity, BigInt(w.windowUs), BigInt(w.slideUs), BigInt(w.startUs))
-      if (r.rows !== null) batch = takeBatch(batch, r.rows)
-      starts = r.starts
-      T.assign = (T.assign ?? 0) + performance.now() - t0
+      if (w.windowUs === w.slideUs) {
+        windowLane = { kind: 'tumble', ts: ts.values as BigInt64Array, validity: ts.validity, sizeUs: BigInt(w.windowUs), startUs: BigInt(w.startUs) }
+      } else {
+        const r = this.kernels.assignWindows(ts.values as BigInt64Array, ts.validity, BigInt(w.windowUs), BigInt(w.slideUs), BigInt(w.startUs))
+        if (r.rows !== null) batch = takeBatch(batch, r.rows)
+        windowLane = r.starts
+      }
     }
     const n = batch.numRows
-    if (n === 0) return []
-    const lanes: KeyLane[] = []
+    if (n === 0) return { table: null, rows: [] }
+    const lanes: KeyInput[] = []
     const nullFlags = this.nullLane ? new Int32Array(n) : null
     for (const k of this.keys) {
       if (k.window) {
-        lanes.push(starts!)
+        lanes.push(windowLane!)
         continue
       }
       const c = evalExpr(k.expr, batch)
-      lanes.push(this.keyLane(k, c, nullFlags))
+      if (k.dict) lanes.push({ kind: 'dict', codes: c.values as Int32Array, validity: c.validity, remap: k.dict.remap(c.dictionary!) })
+      else lanes.push(this.keyLane(k, c, nullFlags))
     }
     if (nullFlags) lanes.push(nullFlags)
     const inputs = this.aggs.map((a) => (a.expr === null ? null : accInputColumn(evalExpr(a.expr, batch))))
-    return this.executor.partialAggregate({ laneWidths: this.laneWidths, specs: this.specs, keys: lanes, inputs, n })
+    return this.executor.partialAggregateWith({ laneWidths: this.laneWidths, specs: this.specs, keys: lanes, inputs, n }, this.local, { parallel: split })
   }
 
   private keyLane(k: KeyPlan, c: Column, nullFlags: Int32Array | null): KeyLane {
@@ -302,9 +354,7 @@ export class AggregateOperator {
       const lane = rows.keys[i]!
       if (k.window) {
         const starts = lane as BigInt64Array
-        const ends = new BigInt64Array(n)
-        const w = BigInt(k.window.windowUs)
-        for (let j = 0; j < n; j++) ends[j] = starts[j]! + w
+        const ends = addI64(starts, BigInt(k.window.windowUs), n)
         return {
           type: 'window', length: n, values: new Uint8Array(0), validity: null,
           children: { start: { type: 'timestamp', length: n, values: starts, validity: null }, end: { type: 'timestamp', length: n, values: ends, validity: null } },
@@ -356,13 +406,28 @@ export class AggregateOperator {
       const validity = nullWhereZero(acc.count, n)
       if (a.fn === 'avg') {
         const out = new Float64Array(n)
+        const c32 = words(acc.count, n)
         const v = acc.value!
-        for (let j = 0; j < n; j++) out[j] = acc.count[j] === 0n ? 0 : Number(v[j]!) / Number(acc.count[j]!)
+        if (v instanceof Float64Array) {
+          for (let j = 0; j < n; j++) {
+            const c = c32[2 * j + 1]! * 4294967296 + (c32[2 * j]! >>> 0)
+            out[j] = c === 0 ? 0 : v[j]! / c
+          }
+        } else {
+          const v32 = words(v, n)
+          for (let j = 0; j < n; j++) {
+            const c = c32[2 * j + 1]! * 4294967296 + (c32[2 * j]! >>> 0)
+            // hi * 2^32 + lo: one rounding, as Number(bigint)
+            out[j] = c === 0 ? 0 : (v32[2 * j + 1]! * 4294967296 + (v32[2 * j]! >>> 0)) / c
+          }
+        }
         cols.push({ type: 'float64', length: n, values: out, validity })
-      } else if (a.type === 'int32') {
-        cols.push({ type: 'int32', length: n, values: Int32Array.from(acc.value as BigInt64Array, Number), validity })
-      } else if (a.type === 'boolean') {
-        cols.push({ type: 'boolean', length: n, values: Uint8Array.from(acc.value as BigInt64Array, Number), validity })
+      } else if (a.type === 'int32' || a.type === 'boolean') {
+        // the i64 accumulator of an i32 / boolean input fits its low word
+        const v32 = words(acc.value as BigInt64Array, n)
+        const out = a.type === 'int32' ? new Int32Array(n) : new Uint8Array(n)
+        for (let j = 0; j < n; j++) out[j] = v32[2 * j]!
+        cols.push({ type: a.type, length: n, values: out, validity })
       } else {
         cols.push({ type: a.type, length: n, values: acc.value!, validity })
       }
@@ -415,28 +480,37 @@ function accInputColumn(c: Column): AccInputColumn {
   return { values: c.values as Int32Array | BigInt64Array | Float64Array, validity: c.validity }
 }
 
+/** The i64 values' 32-bit words (low, high signed), without BigInt per value (little-endian, as WASM). */
+function words(a: BigInt64Array | Float64Array, n: number): Int32Array {
+  return new Int32Array(a.buffer, a.byteOffset, 2 * n)
+}
+
+/** a[i] + delta for i < n, wrapping as i64, with 32-bit word arithmetic. */
+function addI64(a: BigInt64Array, delta: bigint, n: number): BigInt64Array {
+  const out = new BigInt64Array(n)
+  const s = new Uint32Array(a.buffer, a.byteOffset, 2 * n)
+  const o = new Uint32Array(out.buffer, 0, 2 * n)
+  const d = BigInt.asUintN(64, delta)
+  const dlo = Number(d & 0xffffffffn)
+  const dhi = Number(d >> 32n)
+  for (let i = 0; i < n; i++) {
+    const lo = s[2 * i]! + dlo
+    o[2 * i] = lo
+    o[2 * i + 1] = s[2 * i + 1]! + dhi + (lo > 0xffffffff ? 1 : 0)
+  }
+  return out
+}
+
 function nullWhereZero(count: BigInt64Array, n: number): Uint8Array | null {
   let validity: Uint8Array | null = null
+  const c32 = words(count, n)
   for (let j = 0; j < n; j++) {
-    if (count[j] === 0n) {
+    if ((c32[2 * j]! | c32[2 * j + 1]!) === 0) {
       validity ??= newValidity(n)
       setValid(validity, j, false)
     }
   }
   return validity
-}
-
-function filterRows(p: GroupRows, keep: Uint8Array, kept: number): GroupRows {
-  const pick = <T extends KeyLane | Float64Array>(a: T): T => {
-    const out = new (a.constructor as new (n: number) => T)(kept)
-    for (let i = 0, j = 0; i < keep.length; i++) if (keep[i]) out[j++] = a[i]!
-    return out
-  }
-  return {
-    numGroups: kept,
-    keys: p.keys.map(pick),
-    accs: p.accs.map((a) => ({ value: a.value === null ? null : pick(a.value), count: pick(a.count) })),
-  }
 }
 
 function emptyRows(widths: readonly LaneWidth[], specs: readonly AccSpec[]): GroupRows {
@@ -445,4 +519,25 @@ function emptyRows(widths: readonly LaneWidth[], specs: readonly AccSpec[]): Gro
     keys: widths.map((w) => (w === 4 ? new Int32Array(0) : new BigInt64Array(0))),
     accs: specs.map((s) => ({ value: s.kind === 'count' ? null : s.input === 'float64' ? new Float64Array(0) : new BigInt64Array(0), count: new BigInt64Array(0) })),
   }
+}
+
+/** The distinct ids of the lists, in first-seen order (one list of a merge is distinct already). */
+function touchedIds(lists: readonly Int32Array[], numGroups: number): Int32Array {
+  if (lists.length === 0) return new Int32Array(0)
+  if (lists.length === 1) return lists[0]!
+  const mark = new Uint8Array(numGroups)
+  let total = 0
+  for (const l of lists) total += l.length
+  const out = new Int32Array(total)
+  let k = 0
+  for (const l of lists) {
+    for (let i = 0; i < l.length; i++) {
+      const id = l[i]!
+      if (mark[id] === 0) {
+        mark[id] = 1
+        out[k++] = id
+      }
+    }
+  }
+  return out.subarray(0, k)
 }

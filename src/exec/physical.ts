@@ -9,6 +9,7 @@ import type { SourceProvider } from '../sources/source.ts'
 import { valueAt } from '../util/rows.ts'
 import { AggregateOperator, type OutputMode } from './aggregate.ts'
 import { evalExpr } from './eval.ts'
+import { eventTimeStatsMs } from '../kernels/event-time.ts'
 
 type Aggregate = Extract<Plan, { kind: 'aggregate' }>
 export type WatermarkNode = Extract<Plan, { kind: 'watermark' }>
@@ -78,18 +79,8 @@ function eventTimeStats(batch: Batch, column: string, maxMs: number): EventTimeS
   const r = resolveColumn(batch.schema, column)
   let c = batch.columns[r.index]!
   if (c.type === 'window') c = c.children!.end
-  const v = c.values as BigInt64Array
-  let max = -Infinity, min = Infinity, sum = 0, count = 0
-  for (let i = 0; i < c.length; i++) {
-    if (c.validity !== null && (c.validity[i >> 3]! & (1 << (i & 7))) === 0) continue
-    const ms = Number(v[i]! / 1000n)
-    if (ms > maxMs) continue
-    if (ms > max) max = ms
-    if (ms < min) min = ms
-    sum += ms
-    count++
-  }
-  return { max, min, sum, count }
+  // ms = Number(µs / 1000n) per valid row, without a BigInt division per row (src/kernels/event-time.ts)
+  return eventTimeStatsMs(c.values as BigInt64Array, c.validity, c.length, maxMs)
 }
 
 function sortBatch(batch: Batch, node: Extract<Plan, { kind: 'sort' }>): Batch {

@@ -3,26 +3,82 @@
  * batches), or a worker pool (src/kernels/piscina-executor.ts, Node only). Core module.
  */
 import { KernelError } from '../errors.ts'
-import type { AccInputColumn, AccSpec, GroupRows, GroupTable, Kernels, KeyLane, LaneWidth } from './kernels.ts'
+import type { AccInputColumn, AccSpec, GroupRows, GroupTable, Kernels, KeyInput, LaneWidth, TableLayout } from './kernels.ts'
 
 export interface PartialAggTask {
   laneWidths: LaneWidth[]
   specs: AccSpec[]
-  keys: KeyLane[]
+  keys: KeyInput[]
   inputs: (AccInputColumn | null)[]
   n: number
+  /** Table layout of the partial aggregation (default 'auto': dense when the key domains are small). */
+  layout?: TableLayout
+}
+
+/**
+ * Partials of one task whose merge equals aggregating all its rows: `table` is the calling
+ * thread's share, aggregated by the caller's {@link PartialAggregator} and left in its table (merge
+ * it with GroupTable.mergeTable, then clear it); `rows` come from other threads.
+ */
+export interface Partials {
+  table: GroupTable | null
+  rows: GroupRows[]
+}
+
+/** Options of {@link Executor.partialAggregateWith}. */
+export interface PartialAggOptions {
+  /** false: aggregate on the calling thread only, even when the task is large (default true). */
+  parallel?: boolean
 }
 
 export interface Executor {
   readonly threads: number
   /** Partial aggregation of the task's rows: one or more partial GroupRows whose merge equals aggregating all rows. */
   partialAggregate(task: PartialAggTask): Promise<GroupRows[]>
+  /**
+   * As {@link partialAggregate}, but the calling thread's share is aggregated by `local` (a
+   * PartialAggregator of the caller's kernels instance) and returned as its table, without copies.
+   */
+  partialAggregateWith(task: PartialAggTask, local: PartialAggregator, opts?: PartialAggOptions): Promise<Partials>
   close(): Promise<void>
 }
 
 /**
- * Aggregates a task's rows synchronously with a table cached per (lanes, specs) layout, cleared
- * after each use. Shared by {@link InlineExecutor} and the pool's workers.
+ * Chooses, batch by batch, between aggregating on the calling thread only and splitting the batch
+ * across the executor's threads, from the measured cost per row of each (moving averages), trying
+ * the other choice every `probeEvery` batches. Splitting pays when the kernel is slow per row (many
+ * groups, hashed) and costs when it is fast (a dense 250k-row batch aggregates in ~3 ms, about what
+ * slicing, transfer and merging a second partial take), so neither is right for every query.
+ */
+export class ParallelismTuner {
+  private readonly cost = [NaN, NaN] // ms per row: [calling thread only, split]
+  private readonly samples = [0, 0]
+  private decisions = 0
+
+  constructor(private readonly threads: number, private readonly probeEvery = 16) {}
+
+  /** True: split this batch across threads. */
+  choose(): boolean {
+    if (this.threads <= 1) return false
+    const d = this.decisions++
+    if (this.samples[0]! < 2 || this.samples[1]! < 2) return this.samples[1]! <= this.samples[0]!
+    const better = this.cost[1]! < this.cost[0]!
+    return d % this.probeEvery === 0 ? !better : better
+  }
+
+  /** Records a batch that ran split (or not) in `ms` for `rows` rows. */
+  record(split: boolean, ms: number, rows: number): void {
+    if (rows <= 0 || !(ms >= 0)) return
+    const i = split ? 1 : 0
+    const c = ms / rows
+    this.cost[i] = this.samples[i] === 0 ? c : 0.7 * this.cost[i]! + 0.3 * c
+    this.samples[i]!++
+  }
+}
+
+/**
+ * Aggregates a task's rows synchronously with a table cached per (lanes, specs) layout. Shared by
+ * {@link InlineExecutor}, the pool's workers and the aggregation operator.
  * @internal
  */
 export class PartialAggregator {
@@ -30,7 +86,8 @@ export class PartialAggregator {
 
   constructor(readonly kernels: Kernels) {}
 
-  aggregate(task: PartialAggTask): GroupRows {
+  /** The cached (empty) table for the task's layout. */
+  private table(task: PartialAggTask): GroupTable {
     const key = `${task.laneWidths.join(',')}|${task.specs.map((s) => `${s.kind}:${s.input}`).join(',')}`
     let table = this.tables.get(key)
     if (table === undefined) {
@@ -38,12 +95,30 @@ export class PartialAggregator {
       table = this.kernels.createGroupTable(task.laneWidths, task.specs)
       this.tables.set(key, table)
     }
+    return table
+  }
+
+  /** The task's groups, exported (the table is cleared). */
+  aggregate(task: PartialAggTask): GroupRows {
+    const table = this.table(task)
     try {
-      table.update(task.keys, task.inputs, task.n)
+      table.update(task.keys, task.inputs, task.n, { layout: task.layout ?? 'auto' })
       return table.export()
     } finally {
       table.clear()
     }
+  }
+
+  /** The task's groups, left in the cached table: the caller must clear() it before the next call. */
+  aggregateToTable(task: PartialAggTask): GroupTable {
+    const table = this.table(task)
+    try {
+      table.update(task.keys, task.inputs, task.n, { layout: task.layout ?? 'auto' })
+    } catch (e) {
+      table.clear()
+      throw e
+    }
+    return table
   }
 
   dispose(): void {
@@ -63,8 +138,17 @@ export class InlineExecutor implements Executor {
   }
 
   async partialAggregate(task: PartialAggTask): Promise<GroupRows[]> {
-    if (this.closed) throw new KernelError('KERNEL_CLOSED', 'InlineExecutor used after close()')
+    this.check()
     return [this.agg.aggregate(task)]
+  }
+
+  async partialAggregateWith(task: PartialAggTask, local: PartialAggregator, _opts?: PartialAggOptions): Promise<Partials> {
+    this.check()
+    return { table: local.aggregateToTable(task), rows: [] }
+  }
+
+  private check(): void {
+    if (this.closed) throw new KernelError('KERNEL_CLOSED', 'InlineExecutor used after close()')
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,39 @@ import { WASM_BASE64 } from './wasm-bytes.generated.ts'
 
 export type KeyLane = Int32Array | BigInt64Array
 export type LaneWidth = 4 | 8
+/**
+ * An i64 key lane computed in the kernel from timestamps: the start of the tumbling window of
+ * `sizeUs` (offset by `startUs`, as Spark's window()) that holds each row's timestamp. Rows whose
+ * timestamp is null fall into no window and are skipped by every accumulator.
+ */
+export interface TumbleLane {
+  readonly kind: 'tumble'
+  readonly ts: BigInt64Array
+  readonly validity: Uint8Array | null
+  readonly sizeUs: bigint
+  readonly startUs: bigint
+}
+/** An i32 key lane computed in the kernel from dictionary codes: `remap[code]`, or -1 where null. */
+export interface DictLane {
+  readonly kind: 'dict'
+  readonly codes: Int32Array
+  readonly validity: Uint8Array | null
+  /** One entry per dictionary string (codes index it). */
+  readonly remap: Int32Array
+}
+/** What an update groups by, per key lane: values as they are, or computed in the kernel. */
+export type KeyInput = KeyLane | TumbleLane | DictLane
+/**
+ * How an update addresses its groups: 'dense' (direct addressing over the product of the lanes'
+ * domains: window index within the batch, dictionary code, integer range) or 'hash' (open
+ * addressing). 'auto' picks dense when the table is empty and the product is small.
+ */
+export type TableLayout = 'auto' | 'dense' | 'hash'
+/** Rows whose i64 key lane `lane` is <= threshold are dropped (late rows under the watermark). */
+export interface LateFilter {
+  readonly lane: number
+  readonly threshold: bigint
+}
 export type AccKind = 'count' | 'sum' | 'min' | 'max'
 export type AccInput = 'none' | 'int32' | 'int64' | 'float64'
 export interface AccSpec {
@@ -50,8 +83,9 @@ interface KernelExports {
   t_vals(t: number, j: number): number
   t_cnts(t: number, j: number): number
   t_clear(t: number): void
-  t_update(t: number, args: number, n: number): void
-  t_merge(t: number, args: number, n: number, gidsOut: number): void
+  t_update(t: number, lanes: number, specArgs: number, n: number, denseLimit: number): number
+  t_merge(t: number, args: number, n: number, gidsOut: number, lateLane: number, thr: bigint): number
+  t_merge_table(t: number, src: number, gidsOut: number, lateLane: number, thr: bigint): number
   t_gather(t: number, ids: number, n: number, out: number, withAccs: number): void
   t_select_le(t: number, lane: number, threshold: bigint, out: number): number
   t_remove_le(t: number, lane: number, threshold: bigint): number
@@ -69,15 +103,27 @@ const MAX_WINDOWS_PER_ROW = 1 << 20
 
 const align8 = (n: number): number => (n + 7) & ~7
 
+/** Bytes of one key-lane descriptor of t_update (see assembly/index.ts). */
+const LANE_BYTES = 40
+const LANE_CODE = { i64: 0, i32: 1, tumble: 2, dict: 3 } as const
+/** Most dense slots an 'auto' update uses: 4 per row, at least 2^16, at most 2^22 (16 MiB of slot index). */
+function autoDenseLimit(n: number): number {
+  return Math.max(1 << 16, Math.min(1 << 22, 4 * n))
+}
+/** 'dense' addresses densely whenever the domains allow it (tests, benchmarks). */
+const FORCED_DENSE_LIMIT = 1 << 26
+const I64_MAX = 0x7fffffffffffffffn
+const I64_MIN = -0x8000000000000000n
+
+function clampI64(v: bigint): bigint {
+  return v > I64_MAX ? I64_MAX : v < I64_MIN ? I64_MIN : v
+}
+
 function decodeBase64(b64: string): Uint8Array {
   const bin = atob(b64)
   const out = new Uint8Array(bin.length)
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i)
   return out
-}
-
-function laneWidthOf(lane: KeyLane): LaneWidth {
-  return lane instanceof BigInt64Array ? 8 : 4
 }
 
 let defaultModule: Promise<WebAssembly.Module> | undefined
@@ -141,6 +187,17 @@ export class Kernels {
   putU32(ptr: number, values: readonly number[]): void {
     this.mem()
     this.u32.set(values, ptr >>> 2)
+  }
+
+  /** @internal Writes one i32 at a 4-aligned address. */
+  putI32(ptr: number, v: number): void {
+    this.mem()
+    new Int32Array(this.buf!, ptr, 1)[0] = v
+  }
+
+  /** @internal Writes one i64 at an 8-aligned address. */
+  putI64(ptr: number, v: bigint): void {
+    new BigInt64Array(this.mem(), ptr, 1)[0] = v
   }
 
   /** @internal Copies bytes into memory. */
@@ -350,13 +407,36 @@ export class GroupTable {
     return this.k.ex.t_num_groups(this.live())
   }
 
-  private checkLanes(keys: readonly KeyLane[], n: number, what: string): void {
+  private checkLanes(keys: readonly KeyInput[], n: number, what: string): void {
     if (keys.length !== this.laneWidths.length) {
       throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: ${keys.length} key lanes given, ${this.laneWidths.length} expected`)
     }
     for (let l = 0; l < keys.length; l++) {
       const lane = keys[l]!
       const w = this.laneWidths[l]
+      if (!ArrayBuffer.isView(lane)) {
+        if (what !== 'update') throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: key lane ${l} must be a typed array`)
+        const kind = (lane as { kind?: unknown }).kind
+        if (kind === 'tumble') {
+          const t = lane as TumbleLane
+          if (w !== 8) throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: key lane ${l} is a window start (i64) but the table's lane is i32`)
+          if (!(t.ts instanceof BigInt64Array) || t.ts.length < n) throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: key lane ${l} needs ${n} timestamps in a BigInt64Array`)
+          if (typeof t.sizeUs !== 'bigint' || typeof t.startUs !== 'bigint' || t.sizeUs <= 0n || t.sizeUs > I64_MAX) {
+            throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: key lane ${l} needs a positive bigint sizeUs and a bigint startUs`)
+          }
+          this.checkValidity(t.validity, n, `${what}: key lane ${l}`)
+        } else if (kind === 'dict') {
+          const d = lane as DictLane
+          if (w !== 4) throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: key lane ${l} is a dictionary code (i32) but the table's lane is i64`)
+          if (!(d.codes instanceof Int32Array) || d.codes.length < n) throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: key lane ${l} needs ${n} codes in an Int32Array`)
+          if (!(d.remap instanceof Int32Array)) throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: key lane ${l} needs an Int32Array remap`)
+          this.checkValidity(d.validity, n, `${what}: key lane ${l}`)
+          // codes outside the dictionary are refused by the kernel (before any change)
+        } else {
+          throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: key lane ${l} must be a typed array, a tumble lane or a dict lane`)
+        }
+        continue
+      }
       if (!(w === 8 ? lane instanceof BigInt64Array : lane instanceof Int32Array)) {
         throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: key lane ${l} must be ${w === 8 ? 'a BigInt64Array' : 'an Int32Array'}`)
       }
@@ -364,11 +444,26 @@ export class GroupTable {
     }
   }
 
+  private checkValidity(v: Uint8Array | null, n: number, what: string): void {
+    if (v !== null && (!(v instanceof Uint8Array) || v.length < (n + 7) >> 3)) {
+      throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: validity needs ${(n + 7) >> 3} bytes`)
+    }
+  }
+
+  private lastLayoutDense = false
+
+  /** The layout the last update of this table used ('dense' or 'hash'). */
+  get lastLayout(): 'dense' | 'hash' {
+    return this.lastLayoutDense ? 'dense' : 'hash'
+  }
+
   /**
-   * Aggregates n rows: keys[i] is lane i (length ≥ n, width per laneWidths); inputs[j] feeds specs[j]
-   * (null for 'none'). Null input values are skipped (count = non-null rows).
+   * Aggregates n rows: keys[i] feeds key lane i (length ≥ n, width per laneWidths; a typed array of
+   * values, or a {@link TumbleLane} / {@link DictLane} computed in the kernel); inputs[j] feeds
+   * specs[j] (null for 'none'). Null input values are skipped (count = non-null rows); rows with a
+   * null window timestamp are skipped altogether.
    */
-  update(keys: readonly KeyLane[], inputs: readonly (AccInputColumn | null)[], n: number): void {
+  update(keys: readonly KeyInput[], inputs: readonly (AccInputColumn | null)[], n: number, opts: { layout?: TableLayout } = {}): void {
     const t = this.live()
     if (!Number.isInteger(n) || n < 0) throw new KernelError('KERNEL_BAD_ARGUMENT', `update: bad row count ${n}`)
     this.checkLanes(keys, n, 'update')
@@ -391,47 +486,78 @@ export class GroupTable {
         throw new KernelError('KERNEL_BAD_ARGUMENT', `update: validity of input ${j} has ${col.validity.length} bytes, ${(n + 7) >> 3} needed`)
       }
     }
+    const layout = opts.layout ?? 'auto'
+    if (layout !== 'auto' && layout !== 'dense' && layout !== 'hash') throw new KernelError('KERNEL_BAD_ARGUMENT', `update: unknown layout ${String(layout)}`)
     if (n === 0) return
     const k = this.k
     k.run('update', () => {
-      // each distinct array (by identity) is copied once, e.g. sum(x) and max(x) share x's copy
+      // each distinct array (by identity) is copied once, e.g. sum(x) and max(x) share x's copy;
+      // validity bitmaps and remaps are byte arrays (remaps are copied whole)
       const arrays: (KeyLane | Float64Array | Uint8Array)[] = []
+      const whole: boolean[] = []
       const slot = new Map<object, number>()
-      const use = (a: KeyLane | Float64Array | Uint8Array): number => {
+      const use = (a: KeyLane | Float64Array | Uint8Array, isWhole = false): number => {
         let i = slot.get(a)
         if (i === undefined) {
           i = arrays.length
           arrays.push(a)
+          whole.push(isWhole)
           slot.set(a, i)
         }
         return i
       }
-      const laneSlots = keys.map(use)
+      const laneSlots = keys.map((lane) => {
+        if (ArrayBuffer.isView(lane)) return { code: lane instanceof BigInt64Array ? LANE_CODE.i64 : LANE_CODE.i32, ptr: use(lane), valid: -1, remap: -1, size: 0, p0: 0n, p1: 0n }
+        if (lane.kind === 'tumble') {
+          return { code: LANE_CODE.tumble, ptr: use(lane.ts), valid: lane.validity === null ? -1 : use(lane.validity), remap: -1, size: 0, p0: clampI64(lane.startUs), p1: lane.sizeUs }
+        }
+        const remap = new Uint8Array(lane.remap.buffer, lane.remap.byteOffset, lane.remap.byteLength)
+        return { code: LANE_CODE.dict, ptr: use(lane.codes), valid: lane.validity === null ? -1 : use(lane.validity), remap: use(remap, true), size: lane.remap.length, p0: 0n, p1: 0n }
+      })
       const inputSlots = inputs.map((col) => (col === null ? null : [use(col.values), col.validity === null ? -1 : use(col.validity)] as const))
+      const limit = layout === 'hash' ? 0 : layout === 'dense' ? FORCED_DENSE_LIMIT : autoDenseLimit(n)
       for (let off = 0; off < n; off += PIECE_ROWS) {
         const m = Math.min(PIECE_ROWS, n - off)
-        const ptrs = k.scratch([(keys.length + inputs.length * 2) * 4, ...arrays.map((a) => (a instanceof Uint8Array ? (m + 7) >> 3 : m * a.BYTES_PER_ELEMENT))])
+        const sizes = [keys.length * LANE_BYTES, inputs.length * 8]
         for (let i = 0; i < arrays.length; i++) {
           const a = arrays[i]!
-          if (a instanceof Uint8Array) k.putBytes(ptrs[i + 1]!, a.subarray(off >> 3, (off >> 3) + ((m + 7) >> 3)))
-          else k.put(ptrs[i + 1]!, off === 0 ? a : a.subarray(off), m)
+          sizes.push(whole[i] ? a.byteLength : a instanceof Uint8Array ? (m + 7) >> 3 : m * a.BYTES_PER_ELEMENT)
         }
-        const args: number[] = laneSlots.map((i) => ptrs[i + 1]!)
+        const ptrs = k.scratch(sizes)
+        const at = (i: number): number => ptrs[i + 2]!
+        for (let i = 0; i < arrays.length; i++) {
+          const a = arrays[i]!
+          if (whole[i]) k.putBytes(at(i), a as Uint8Array)
+          else if (a instanceof Uint8Array) k.putBytes(at(i), a.subarray(off >> 3, (off >> 3) + ((m + 7) >> 3)))
+          else k.put(at(i), off === 0 ? a : a.subarray(off), m)
+        }
+        const lp = ptrs[0]!
+        laneSlots.forEach((s, l) => {
+          const d = lp + l * LANE_BYTES
+          k.putU32(d, [s.code, s.size, at(s.ptr), s.valid < 0 ? 0 : at(s.valid), s.remap < 0 ? 0 : at(s.remap), 0])
+          k.putI64(d + 24, s.p0)
+          k.putI64(d + 32, s.p1)
+        })
+        const args: number[] = []
         for (const s of inputSlots) {
           if (s === null) args.push(0, 0)
-          else args.push(ptrs[s[0] + 1]!, s[1] < 0 ? 0 : ptrs[s[1] + 1]!)
+          else args.push(at(s[0]), s[1] < 0 ? 0 : at(s[1]))
         }
-        k.putU32(ptrs[0]!, args)
-        k.ex.t_update(t, ptrs[0]!, m)
+        k.putU32(ptrs[1]!, args)
+        const r = k.ex.t_update(t, lp, ptrs[1]!, m, limit)
+        if (r < 0) throw new KernelError('KERNEL_BAD_ARGUMENT', `update: a dictionary key lane has a code outside its dictionary (row ${off + (-r - 1)})`)
+        this.lastLayoutDense = r === 1
       }
     })
   }
 
   /**
    * Merges another table's rows (same lanes/specs): counts added, sums added, min/max combined.
-   * Returns, for each merged row, its group id in this table.
+   * Returns, for each merged row, its group id in this table. With `late`, rows whose i64 key lane
+   * `late.lane` is <= `late.threshold` are dropped first, and the ids are those of the kept rows
+   * (in order; `rows.numGroups - ids.length` were dropped).
    */
-  merge(rows: GroupRows): Int32Array {
+  merge(rows: GroupRows, late?: LateFilter): Int32Array {
     const t = this.live()
     const n = rows.numGroups
     this.checkLanes(rows.keys, n, 'merge')
@@ -446,19 +572,21 @@ export class GroupTable {
       const ok = spec.input === 'float64' ? acc.value instanceof Float64Array : acc.value instanceof BigInt64Array
       if (!ok || acc.value!.length < n) throw new KernelError('KERNEL_BAD_ARGUMENT', `merge: accumulator ${j} needs ${n} ${spec.input === 'float64' ? 'f64' : 'i64'} values`)
     }
-    const out = new Int32Array(n)
-    if (n === 0) return out
+    const [lateLane, thr] = this.lateArgs(late, 'merge')
+    if (n === 0) return new Int32Array(0)
     const k = this.k
-    k.run('merge', () => {
+    return k.run('merge', () => {
+      const parts: Int32Array[] = []
+      let total = 0
       for (let off = 0; off < n; off += PIECE_ROWS) {
         const m = Math.min(PIECE_ROWS, n - off)
         const sizes: number[] = [(rows.keys.length + rows.accs.length * 2) * 4, m * 4]
-        for (const lane of rows.keys) sizes.push(m * lane.BYTES_PER_ELEMENT)
+        for (const lane of rows.keys) sizes.push(m * (lane as KeyLane).BYTES_PER_ELEMENT)
         for (const acc of rows.accs) sizes.push(acc.value === null ? 0 : m * 8, m * 8)
         const ptrs = k.scratch(sizes)
         const args: number[] = []
         let q = 2
-        for (const lane of rows.keys) {
+        for (const lane of rows.keys as readonly KeyLane[]) {
           const p = ptrs[q++]!
           k.put(p, lane.subarray(off), m)
           args.push(p)
@@ -473,11 +601,44 @@ export class GroupTable {
           args.push(hasValue ? vp : 0, cp)
         }
         k.putU32(ptrs[0]!, args)
-        k.ex.t_merge(t, ptrs[0]!, m, ptrs[1]!)
-        out.set(new Int32Array(k.mem(), ptrs[1]!, m), off)
+        const kept = k.ex.t_merge(t, ptrs[0]!, m, ptrs[1]!, lateLane, thr)
+        parts.push(new Int32Array(k.mem(), ptrs[1]!, kept).slice())
+        total += kept
       }
+      return parts.length === 1 ? parts[0]! : concat32(parts, total)
     })
-    return out
+  }
+
+  /**
+   * Merges every group of `src` (a table of the same kernels instance, lanes and specs) into this
+   * one without copying through JS; `late` as in {@link merge}. Returns the group id in this table
+   * of each kept group of `src`, in `src`'s group order.
+   */
+  mergeTable(src: GroupTable, late?: LateFilter): Int32Array {
+    const t = this.live()
+    const s = src.live()
+    if (src.k !== this.k) throw new KernelError('KERNEL_BAD_ARGUMENT', 'mergeTable: the tables belong to different kernels instances')
+    if (src === this) throw new KernelError('KERNEL_BAD_ARGUMENT', 'mergeTable: cannot merge a table into itself')
+    if (src.laneWidths.join() !== this.laneWidths.join() || src.specs.map((x) => `${x.kind}:${x.input}`).join() !== this.specs.map((x) => `${x.kind}:${x.input}`).join()) {
+      throw new KernelError('KERNEL_BAD_ARGUMENT', 'mergeTable: the tables have different key lanes or accumulators')
+    }
+    const [lateLane, thr] = this.lateArgs(late, 'mergeTable')
+    const k = this.k
+    return k.run('mergeTable', () => {
+      const n = k.ex.t_num_groups(s)
+      const [out] = k.scratch([Math.max(4, n * 4)])
+      const kept = k.ex.t_merge_table(t, s, out!, lateLane, thr)
+      return new Int32Array(k.mem(), out!, kept).slice()
+    })
+  }
+
+  private lateArgs(late: LateFilter | undefined, what: string): [number, bigint] {
+    if (late === undefined) return [-1, 0n]
+    if (!Number.isInteger(late.lane) || late.lane < 0 || late.lane >= this.laneWidths.length || this.laneWidths[late.lane] !== 8) {
+      throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: late lane ${late.lane} is not an i64 key lane`)
+    }
+    if (typeof late.threshold !== 'bigint') throw new KernelError('KERNEL_BAD_ARGUMENT', `${what}: late threshold must be a bigint`)
+    return [late.lane, clampI64(late.threshold)]
   }
 
   /** All groups, in group-id order (ids are dense and stable until removeWhere/clear). Copies. */
@@ -550,7 +711,7 @@ export class GroupTable {
       throw new KernelError('KERNEL_BAD_ARGUMENT', `removeWhere: lane ${lane} is not an i64 key lane`)
     }
     if (typeof threshold !== 'bigint') throw new KernelError('KERNEL_BAD_ARGUMENT', 'removeWhere: threshold must be a bigint')
-    const thr = threshold > 0x7fffffffffffffffn ? 0x7fffffffffffffffn : threshold < -0x8000000000000000n ? -0x8000000000000000n : threshold
+    const thr = clampI64(threshold)
     const k = this.k
     return k.run('removeWhere', () => {
       const g = k.ex.t_num_groups(t)

@@ -78,7 +78,32 @@ describe('executors', () => {
       expect(parts.reduce((s, p) => s + Number(p.accs[0]!.count.reduce((a, c) => a + c, 0n)), 0)).toBe(n)
       expect(byKey(mergeAll(parts, task))).toEqual(want)
       // the caller's arrays are untouched (slices were copied before transfer)
-      expect(task.keys[0]!.length).toBe(n)
+      expect((task.keys[0] as BigInt64Array).length).toBe(n)
+    }
+  })
+
+  it('partialAggregateWith: the calling thread\'s share stays in the caller\'s table, the rest comes as rows', async () => {
+    const { PartialAggregator } = await import('../../src/kernels/executor.ts')
+    const local = new PartialAggregator(k)
+    try {
+      for (const [n, seed, parallel] of [[100_003, 11, true], [250_000, 12, true], [250_000, 13, false], [999, 14, true]] as const) {
+        const task = makeTask(n, seed)
+        const want = byKey(mergeAll(await inline.partialAggregate(task), task))
+        const p = await pool.partialAggregateWith(task, local, { parallel })
+        expect(p.table).not.toBeNull()
+        expect(p.rows.length).toBe(parallel && n >= 1000 ? 1 : 0)
+        const t = k.createGroupTable(task.laneWidths, task.specs)
+        try {
+          t.mergeTable(p.table!)
+          p.table!.clear()
+          for (const r of p.rows) t.merge(r)
+          expect(byKey(t.export())).toEqual(want)
+        } finally {
+          t.dispose()
+        }
+      }
+    } finally {
+      local.dispose()
     }
   })
 
@@ -91,5 +116,23 @@ describe('executors', () => {
       const want = byKey(mergeAll(await inline.partialAggregate(tasks[i]!), tasks[i]!))
       expect(byKey(mergeAll(results[i]!, tasks[i]!))).toEqual(want)
     }
+  })
+})
+
+describe('ParallelismTuner', () => {
+  it('tries both choices, then keeps the cheaper one and probes the other now and then', async () => {
+    const { ParallelismTuner } = await import('../../src/kernels/executor.ts')
+    expect(new ParallelismTuner(1).choose()).toBe(false)
+    const t = new ParallelismTuner(2, 4)
+    const picks: boolean[] = []
+    for (let i = 0; i < 20; i++) {
+      const split = t.choose()
+      picks.push(split)
+      t.record(split, split ? 3 : 5, 1000) // splitting is cheaper here
+    }
+    expect(picks.slice(0, 4).filter(Boolean).length).toBe(2) // two samples of each first
+    const later = picks.slice(4)
+    expect(later.filter(Boolean).length).toBeGreaterThanOrEqual(later.length - Math.ceil(later.length / 4))
+    expect(later.some((p) => !p)).toBe(true) // probes
   })
 })
