@@ -3,7 +3,7 @@
  * against the process's working directory).
  */
 import { randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { joinPath, type FileInfo, type Fs } from '../fs.ts'
@@ -124,6 +124,39 @@ export class NodeFs implements Fs {
 
   /** Writes to `.<name>.<random>.tmp` in the same directory, fsyncs, then renames over `path`. */
   async writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
+    if (!this.durable) {
+      this.writeAtomicSync(path, data)
+      return
+    }
+    await this.writeAtomicDurable(path, data)
+  }
+
+  /** Temporary file + rename with synchronous calls: ~0.15 ms per small file against ~0.6 ms for four async round trips. */
+  private writeAtomicSync(path: string, data: Uint8Array | string): void {
+    const dir = dirname(path)
+    if (!this.knownDirs.has(dir)) {
+      mkdirSync(dir, { recursive: true })
+      this.knownDirs.add(dir)
+    }
+    const base = path.slice(path.lastIndexOf('/') + 1)
+    const tmp = joinPath(dir, `.${base}.${randomBytes(6).toString('hex')}.tmp`)
+    try {
+      writeFileSync(tmp, data)
+    } catch (e) {
+      if (!isNotFound(e)) throw e
+      // the directory went away since we created it: create it again
+      mkdirSync(dir, { recursive: true })
+      writeFileSync(tmp, data)
+    }
+    try {
+      renameSync(tmp, path)
+    } catch (e) {
+      rmSync(tmp, { force: true })
+      throw e
+    }
+  }
+
+  private async writeAtomicDurable(path: string, data: Uint8Array | string): Promise<void> {
     const dir = dirname(path)
     if (!this.knownDirs.has(dir)) {
       await mkdir(dir, { recursive: true })

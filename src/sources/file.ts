@@ -112,10 +112,12 @@ export class FileSourceProvider implements SourceProvider {
       const fresh = (listDataFilesSync(this.fs, this.path, this.options.pathGlobFilter) ?? []).filter((f) => !seen.has(f.path))
       if (fresh.length === 0) return
       for (const info of fresh) {
-        // opened only to count rows (parquet: the footer); not kept, so a large backlog is not held in memory
+        // opened to count rows (parquet: the footer); only one is kept, so a large backlog is not held in memory
         try {
           const f = await this.format.open(this.fs, info.path, readOptions)
           log.push({ path: info.path, numRows: f.numRows, size: info.size, mtimeMs: info.mtimeMs })
+          // keep the first opened file (the next one read) so it is not read twice; drop the rest
+          if (opened.size === 0) opened.set(info.path, f)
         } catch (e) {
           log.push({ path: info.path, numRows: 0, size: info.size, mtimeMs: info.mtimeMs, skipped: skip(info.path, e) })
         }

@@ -52,7 +52,7 @@ describe('broker restarted while a query runs', () => {
     for (let i = 0; i < 100 && (q.lastProgress?.batchId ?? -1) < 2; i++) await sleep(50)
     await broker.stop()
     await sleep(3000)
-    expect(q.isActive).toBe(true)
+    expect(q.isActive, `query died while the broker was down: ${q.exception?.stack}\ncause: ${(q.exception?.cause as Error | undefined)?.stack}`).toBe(true)
     await broker.start()
     await produce(broker.bootstrap, input, range(2000, 3000).map((i) => ({ value: `r${i}`, partition: i % 2 })))
     await q.processAllAvailable()
