@@ -17,8 +17,8 @@ interface KeyPlan {
   readonly expr: Expr
   readonly width: LaneWidth
   readonly window?: { readonly windowUs: number; readonly slideUs: number; readonly startUs: number }
-  /** State-wide dictionary of a string key: codes are stable for the life of the state. */
-  readonly dict?: DictionaryBuilder
+  /** State-wide dictionary of a string key: codes are stable for the life of the state (replaced on restore). */
+  dict?: DictionaryBuilder
   /** Bit in the null-flags lane, for nullable non-string keys. */
   readonly nullBit?: number
 }
@@ -252,7 +252,7 @@ export class AggregateOperator {
   /** Replaces the state with the given rows (state schema). */
   restore(rows: Batch): void {
     this.state.dispose()
-    for (const k of this.keys) if (k.dict) (k as { dict: DictionaryBuilder }).dict = new DictionaryBuilder()
+    for (const k of this.keys) if (k.dict) k.dict = new DictionaryBuilder()
     this.state = this.kernels.createGroupTable(this.laneWidths, this.specs)
     if (rows.numRows > 0) this.state.merge(this.fromStateBatch(rows))
   }
