@@ -75,6 +75,13 @@ export function isRetriable(e: unknown): boolean {
   if (err.name === 'KafkaJSConnectionError' || err.name === 'KafkaJSConnectionClosedError' || err.name === 'KafkaJSRequestTimeoutError' || err.name === 'KafkaJSNoBrokerAvailableError') return true
   if (err.name === 'KafkaJSMetadataNotLoaded' || err.name === 'KafkaJSTopicMetadataNotLoaded') return true
   if (typeof err.code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTCONN)$/.test(err.code)) return true
+  // kafkajs's transactional producer re-throws a lost connection as KafkaJSNonRetriableError, keeping
+  // only the message (no cause): a broker that went away is still worth retrying
+  if (err.name === 'KafkaJSNonRetriableError') {
+    if (err.cause !== undefined && isRetriable(err.cause)) return true
+    const message = (e as Error).message ?? ''
+    if (/Connection error|Connection timeout|Closed connection|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|There is no leader|broker not connected/i.test(message)) return true
+  }
   if (typeof err.retriable === 'boolean') return err.retriable
   return false
 }
