@@ -104,3 +104,30 @@ export async function produce(bootstrap: string, topic: string, messages: readon
     await p.disconnect()
   }
 }
+
+/** What the source, sink and data-loss suites share: a broker, an admin client, a session and a temporary directory. */
+export interface KafkaTestEnv {
+  broker: Broker
+  adm: Awaited<ReturnType<typeof admin>>
+  session: import('../../src/index.node.ts').SluiceSession
+  dir: string
+}
+
+export async function openKafkaTestEnv(dirPrefix: string): Promise<KafkaTestEnv> {
+  const { SluiceSession } = await import('../../src/index.node.ts')
+  const { mkdtempSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const broker = await startBroker()
+  const adm = await admin(broker.bootstrap)
+  const session = await SluiceSession.builder().config('sluice.executor.threads', 1).getOrCreate()
+  return { broker, adm, session, dir: mkdtempSync(join(tmpdir(), dirPrefix)) }
+}
+
+export async function closeKafkaTestEnv(env: Partial<KafkaTestEnv>): Promise<void> {
+  const { rmSync } = await import('node:fs')
+  await env.session?.stop()
+  await env.adm?.close()
+  await env.broker?.release()
+  if (env.dir) rmSync(env.dir, { recursive: true, force: true })
+}

@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type DataFrame, SluiceSession, SourceError, col } from '../../src/index.node.ts'
-import { type Broker, admin, produce, startBroker, uniqueTopic } from './broker.ts'
+import { type Broker, admin, closeKafkaTestEnv, openKafkaTestEnv, produce, uniqueTopic } from './broker.ts'
 
 // Data loss as Spark's Kafka source handles it (failOnDataLoss): records deleted before the query
 // read them (offsets out of range) and a deleted topic. true (default): the query fails with
@@ -14,17 +12,9 @@ let session: SluiceSession
 let adm: Awaited<ReturnType<typeof admin>>
 let dir: string
 beforeAll(async () => {
-  broker = await startBroker()
-  adm = await admin(broker.bootstrap)
-  session = await SluiceSession.builder().config('sluice.executor.threads', 1).getOrCreate()
-  dir = mkdtempSync(join(tmpdir(), 'sluice-kafka-loss-'))
+  ;({ broker, adm, session, dir } = await openKafkaTestEnv('sluice-kafka-loss-'))
 }, 240_000)
-afterAll(async () => {
-  await session?.stop()
-  await adm?.close()
-  await broker?.release()
-  if (dir) rmSync(dir, { recursive: true, force: true })
-}, 120_000)
+afterAll(() => closeKafkaTestEnv({ broker, adm, session, dir }), 120_000)
 
 let n = 0
 const source = (topic: string, failOnDataLoss: boolean) => session.readStream.format('kafka').option('kafka.bootstrap.servers', broker.bootstrap)

@@ -1,9 +1,8 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AnalysisError, MemoryStream, SluiceSession, col, count, lit, struct, to_json } from '../../src/index.node.ts'
-import { type Broker, admin, startBroker, uniqueTopic } from './broker.ts'
+import { type Broker, admin, closeKafkaTestEnv, openKafkaTestEnv, uniqueTopic } from './broker.ts'
 
 // The Kafka sink against a real broker: Spark's columns (topic/key/value/headers/partition), the
 // three output modes, at-least-once re-runs (duplicates, as Spark) and the exactly-once mode (a
@@ -14,17 +13,9 @@ let session: SluiceSession
 let adm: Awaited<ReturnType<typeof admin>>
 let dir: string
 beforeAll(async () => {
-  broker = await startBroker()
-  adm = await admin(broker.bootstrap)
-  session = await SluiceSession.builder().config('sluice.executor.threads', 1).getOrCreate()
-  dir = mkdtempSync(join(tmpdir(), 'sluice-kafka-sink-'))
+  ;({ broker, adm, session, dir } = await openKafkaTestEnv('sluice-kafka-sink-'))
 }, 240_000)
-afterAll(async () => {
-  await session?.stop()
-  await adm?.close()
-  await broker?.release()
-  if (dir) rmSync(dir, { recursive: true, force: true })
-}, 120_000)
+afterAll(() => closeKafkaTestEnv({ broker, adm, session, dir }), 120_000)
 
 const dec = new TextDecoder()
 

@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AnalysisError, type DataFrame, OptionError, SluiceSession, type StreamingQuery, col } from '../../src/index.node.ts'
-import { type Broker, admin, kafkajs, produce, startBroker, uniqueTopic } from './broker.ts'
+import { type Broker, admin, closeKafkaTestEnv, kafkajs, openKafkaTestEnv, produce, uniqueTopic } from './broker.ts'
 
 // The Kafka source against a real broker: Spark's row shape and options, offsets per partition in
 // the checkpoint, startingOffsets only for a new query, maxOffsetsPerTrigger split by backlog, new
@@ -14,17 +12,9 @@ let session: SluiceSession
 let adm: Awaited<ReturnType<typeof admin>>
 let dir: string
 beforeAll(async () => {
-  broker = await startBroker()
-  adm = await admin(broker.bootstrap)
-  session = await SluiceSession.builder().config('sluice.executor.threads', 1).getOrCreate()
-  dir = mkdtempSync(join(tmpdir(), 'sluice-kafka-src-'))
+  ;({ broker, adm, session, dir } = await openKafkaTestEnv('sluice-kafka-src-'))
 }, 240_000)
-afterAll(async () => {
-  await session?.stop()
-  await adm?.close()
-  await broker?.release()
-  if (dir) rmSync(dir, { recursive: true, force: true })
-}, 120_000)
+afterAll(() => closeKafkaTestEnv({ broker, adm, session, dir }), 120_000)
 
 const dec = new TextDecoder()
 let q = 0
