@@ -101,9 +101,9 @@ export function arrowType(type: DataType, dictionaryId?: number, fields?: readon
   }
 }
 
-/** An Arrow schema for a Sluice schema (one Dictionary id per string field). */
-export function schemaToArrowSchema(schema: Schema): ArrowSchema {
-  return new ArrowSchema(schema.map((f) => new ArrowField(f.name, arrowType(f.type, undefined, f.fields), f.nullable)))
+/** An Arrow schema for a Sluice schema (one Dictionary id per string field), with optional schema-level custom metadata. */
+export function schemaToArrowSchema(schema: Schema, metadata?: ReadonlyMap<string, string>): ArrowSchema {
+  return new ArrowSchema(schema.map((f) => new ArrowField(f.name, arrowType(f.type, undefined, f.fields), f.nullable)), metadata === undefined ? undefined : new Map(metadata))
 }
 
 function nullCountOf(validity: Uint8Array | null, n: number): number {
@@ -191,13 +191,13 @@ export function batchToArrow(batch: Batch): RecordBatch {
  * batches (as the IPC file format requires); codes are re-mapped only for batches whose dictionary
  * is not a prefix of the merged one.
  */
-export function tableFromBatches(batches: readonly Batch[], schema?: Schema): Table {
+export function tableFromBatches(batches: readonly Batch[], schema?: Schema, metadata?: ReadonlyMap<string, string>): Table {
   const sch = schema ?? batches[0]?.schema
   if (sch === undefined) return new Table()
   // an empty input still gets one (0-row) batch: apache-arrow's empty Table builds struct
   // children that its IPC writer cannot serialise
   if (batches.length === 0) batches = [emptyBatch(sch)]
-  const arrowSchema = schemaToArrowSchema(sch)
+  const arrowSchema = schemaToArrowSchema(sch, metadata)
   const dicts: (Data<Utf8> | undefined)[][] = batches.map(() => [])
   const codes: (Int32Array | undefined)[][] = batches.map(() => [])
   sch.forEach((f, ci) => {
@@ -227,9 +227,12 @@ export function tableFromBatches(batches: readonly Batch[], schema?: Schema): Ta
   return new Table(batches.map((b, bi) => batchData(b, arrowSchema, dicts[bi], codes[bi])))
 }
 
-/** Serialises batches as Arrow IPC (`'file'` = Feather v2 / `.arrow`, `'stream'` = `.arrows`). */
-export function batchesToIPC(schema: Schema, batches: readonly Batch[], format: 'file' | 'stream' = 'file'): Uint8Array {
-  return tableToIPC(tableFromBatches(batches, schema), format)
+/**
+ * Serialises batches as Arrow IPC (`'file'` = Feather v2 / `.arrow`, `'stream'` = `.arrows`);
+ * `metadata` becomes the schema's custom key-value metadata (read back by {@link ipcToBatches}).
+ */
+export function batchesToIPC(schema: Schema, batches: readonly Batch[], format: 'file' | 'stream' = 'file', metadata?: ReadonlyMap<string, string>): Uint8Array {
+  return tableToIPC(tableFromBatches(batches, schema, metadata), format)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -511,7 +514,7 @@ export function recordBatchToBatch(rb: RecordBatch, schema: Schema = arrowSchema
  * Parses Arrow IPC bytes (file or stream format, detected by the library). The schema is kept even
  * when there are no record batches. Errors are `SourceError('CORRUPT_FILE')` with the cause.
  */
-export function ipcToBatches(bytes: Uint8Array): { schema: Schema; batches: Batch[] } {
+export function ipcToBatches(bytes: Uint8Array): { schema: Schema; batches: Batch[]; metadata: ReadonlyMap<string, string> } {
   let arrowSchema: ArrowSchema
   let rbs: RecordBatch[]
   try {
@@ -524,5 +527,5 @@ export function ipcToBatches(bytes: Uint8Array): { schema: Schema; batches: Batc
     throw new SourceError('CORRUPT_FILE', `invalid Arrow IPC data: ${(e as Error)?.message ?? e}`, { cause: e })
   }
   const schema = arrowSchemaToSchema(arrowSchema)
-  return { schema, batches: rbs.map((rb) => recordBatchToBatch(rb, schema)) }
+  return { schema, batches: rbs.map((rb) => recordBatchToBatch(rb, schema)), metadata: arrowSchema.metadata }
 }

@@ -46,10 +46,15 @@ export interface PreparedBatch {
   readonly parts: Promise<{ parts: Partials; ms: number }>
 }
 
-/** What a batch changed in the state, for the state store's delta. */
+/**
+ * What a batch changed in the state, for the state store's delta: rows upserted, then rows whose
+ * key column `evicted.key` (a window's start, or a timestamp/int64 key; null counts as 0) is at or
+ * below `evicted.atOrBelow` removed, then the keys in `removedKeys` removed.
+ */
 export interface StateChanges {
   readonly upserts: Batch
-  readonly removedKeys: Batch
+  readonly evicted?: { readonly key: number; readonly atOrBelow: bigint }
+  readonly removedKeys?: Batch
 }
 
 /**
@@ -193,10 +198,14 @@ export class AggregateOperator {
     const updated = this.state.exportIds(touchedIds(idLists, this.state.numGroups))
     let output: GroupRows
     let removed: GroupRows | null = null
+    let evicted: StateChanges['evicted']
     if (this.mode === 'complete') {
       output = this.state.export()
     } else {
-      if (this.evictsByWatermark && watermarkMs !== null) removed = this.state.removeWhere(this.watermarkKey, this.evictionThreshold(watermarkMs))
+      if (this.evictsByWatermark && watermarkMs !== null) {
+        evicted = { key: this.watermarkKey, atOrBelow: this.evictionThreshold(watermarkMs) }
+        removed = this.state.removeWhere(evicted.key, evicted.atOrBelow)
+      }
       output = this.mode === 'update' ? updated : removed ?? emptyRows(this.laneWidths, this.specs)
     }
     const metrics: AggregateMetrics = {
@@ -208,7 +217,8 @@ export class AggregateOperator {
     }
     return {
       output: this.finalize(output),
-      changes: { upserts: this.toStateBatch(updated), removedKeys: this.keysBatch(removed ?? emptyRows(this.laneWidths, this.specs)) },
+      // evictions are recorded as the predicate, not as the evicted keys (half the delta's rows before)
+      changes: { upserts: this.toStateBatch(updated), ...(removed !== null && removed.numGroups > 0 ? { evicted } : {}) },
       metrics,
     }
   }
@@ -387,10 +397,6 @@ export class AggregateOperator {
         default: return { type: k.type, length: n, values: lane as Int32Array | BigInt64Array, validity }
       }
     })
-  }
-
-  private keysBatch(rows: GroupRows): Batch {
-    return makeBatch(this.keySchema, this.keyColumns(rows), rows.numGroups)
   }
 
   /** Final aggregate values (count, sum, avg = sum / count, min, max) with SQL NULL where no input was non-null. */

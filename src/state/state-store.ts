@@ -12,14 +12,19 @@ export interface StateStoreOptions {
 }
 
 const REMOVED = '_removed'
+/** Schema metadata key of a delta whose batch evicted rows by a key's value (see StateChanges.evicted). */
+const EVICTED = 'sluice.evicted'
 
 /**
  * Versioned state of one stateful operator, as Spark's HDFSBackedStateStore: version v is the state
- * after batch v − 1. Each version writes `<v>.delta` (rows upserted by the batch, then the keys it
- * removed, flagged by a `_removed` column) and every `minDeltasForSnapshot` versions a full
- * `<v>.snapshot`; both are Arrow IPC files with the operator's state schema, readable by any Arrow
- * tool. Loading version v reads the latest snapshot ≤ v and replays the deltas after it.
- * `_metadata/schema` records the state schema; a different one at restart is refused.
+ * after batch v − 1. Each version writes `<v>.delta` — the rows the batch upserted, then the keys it
+ * removed one by one, flagged by a `_removed` column; a watermark eviction is recorded once, as the
+ * schema metadata `sluice.evicted` = `{"column": <key column>, "atOrBelow": "<µs>"}` (rows whose
+ * window start or timestamp key is at or below it, applied after the upserts) — and every
+ * `minDeltasForSnapshot` versions a full `<v>.snapshot`; both are Arrow IPC files with the
+ * operator's state schema, readable by any Arrow tool. Loading version v reads the latest snapshot
+ * ≤ v and replays the deltas after it. `_metadata/schema` records the state schema; a different
+ * one at restart is refused.
  */
 export class StateStore {
   constructor(
@@ -65,16 +70,21 @@ export class StateStore {
   /** Commits version `version` (the state after batch version − 1). */
   async commit(version: number, changes: StateChanges, snapshot: () => Batch): Promise<void> {
     const removed = changes.removedKeys
-    const n = changes.upserts.numRows + removed.numRows
-    const removedRows = makeBatch(this.schema, [
-      ...removed.columns,
-      ...this.schema.slice(this.keyColumns).map((f): Column => ({ type: f.type, length: removed.numRows, values: f.type === 'float64' ? new Float64Array(removed.numRows) : new BigInt64Array(removed.numRows), validity: null })),
-    ], removed.numRows)
-    const rows = concatBatches(this.schema, [changes.upserts, removedRows])
+    let rows = changes.upserts
+    if (removed !== undefined && removed.numRows > 0) {
+      const removedRows = makeBatch(this.schema, [
+        ...removed.columns,
+        ...this.schema.slice(this.keyColumns).map((f): Column => ({ type: f.type, length: removed.numRows, values: f.type === 'float64' ? new Float64Array(removed.numRows) : new BigInt64Array(removed.numRows), validity: null })),
+      ], removed.numRows)
+      rows = concatBatches(this.schema, [rows, removedRows])
+    }
+    const n = rows.numRows
     const flag = new Uint8Array(n)
     flag.fill(1, changes.upserts.numRows)
     const delta = makeBatch([...this.schema, { name: REMOVED, type: 'boolean', nullable: false }], [...rows.columns, { type: 'boolean', length: n, values: flag, validity: null }], n)
-    await this.fs.writeAtomic(this.file(version, 'delta'), batchesToIPC(delta.schema, [delta], 'file'))
+    const ev = changes.evicted
+    const metadata = ev === undefined ? undefined : new Map([[EVICTED, JSON.stringify({ column: this.schema[ev.key]!.name, atOrBelow: String(ev.atOrBelow) })]])
+    await this.fs.writeAtomic(this.file(version, 'delta'), batchesToIPC(delta.schema, [delta], 'file', metadata))
     if (version % this.options.minDeltasForSnapshot === 0) {
       const snap = snapshot()
       await this.fs.writeAtomic(this.file(version, 'snapshot'), batchesToIPC(this.schema, [snap], 'file'))
@@ -109,37 +119,46 @@ export class StateStore {
 
   private async loadFrom(from: number, version: number, files: string[]): Promise<Batch> {
     const parts: Batch[] = []
-    const removedFlags: (Uint8Array | null)[] = []
-    if (from > 0) {
-      parts.push(await this.readFile(this.file(from, 'snapshot')))
-      removedFlags.push(null)
+    // replay: the last write of a key wins; an eviction or a removal deletes it
+    const live = new Map<string, [number, number]>()
+    const apply = (b: Batch, flags: Uint8Array | null, evicted: { key: number; atOrBelow: bigint } | null): void => {
+      const bi = parts.push(b) - 1
+      for (let r = 0; r < b.numRows; r++) if (!flags || !flags[r]) live.set(keyString(b, this.keyColumns, r), [bi, r])
+      if (evicted) {
+        for (const [key, [pi, r]] of live) if (keyValue(parts[pi]!.columns[evicted.key]!, r) <= evicted.atOrBelow) live.delete(key)
+      }
+      if (flags) for (let r = 0; r < b.numRows; r++) if (flags[r]) live.delete(keyString(b, this.keyColumns, r))
     }
+    if (from > 0) apply((await this.readFile(this.file(from, 'snapshot'))).batch, null, null)
     for (let v = from + 1; v <= version; v++) {
       const file = this.file(v, 'delta')
       if (!files.includes(`${v}.delta`)) {
         throw new CheckpointError('STATE_MISSING', `State file ${file} is missing: cannot rebuild state version ${version} (from ${from > 0 ? `snapshot ${from}` : 'version 0'})`)
       }
-      const b = await this.readFile(file)
+      const { batch: b, metadata } = await this.readFile(file)
       const flagCol = b.columns[b.schema.findIndex((f) => f.name === REMOVED)]!
-      removedFlags.push(flagCol.values as Uint8Array)
-      parts.push(makeBatch(this.schema, b.columns.slice(0, this.schema.length), b.numRows))
+      apply(makeBatch(this.schema, b.columns.slice(0, this.schema.length), b.numRows), flagCol.values as Uint8Array, this.evictionOf(metadata, file))
     }
-    // replay: the last write of a key wins; a removal deletes it
-    const live = new Map<string, [number, number]>()
-    parts.forEach((b, bi) => {
-      const flags = removedFlags[bi]
-      for (let r = 0; r < b.numRows; r++) {
-        const key = keyString(b, this.keyColumns, r)
-        if (flags && flags[r]) live.delete(key)
-        else live.set(key, [bi, r])
-      }
-    })
     const picks = parts.map(() => [] as number[])
     for (const [bi, r] of live.values()) picks[bi]!.push(r)
     return concatBatches(this.schema, parts.map((b, bi) => takeBatch(b, Int32Array.from(picks[bi]!))))
   }
 
-  private async readFile(file: string): Promise<Batch> {
+  /** The eviction a delta records. @throws CheckpointError CORRUPT_CHECKPOINT_FILE naming the file */
+  private evictionOf(metadata: ReadonlyMap<string, string>, file: string): { key: number; atOrBelow: bigint } | null {
+    const text = metadata.get(EVICTED)
+    if (text === undefined) return null
+    try {
+      const { column, atOrBelow } = JSON.parse(text) as { column: string; atOrBelow: string }
+      const key = this.schema.findIndex((f) => f.name === column)
+      if (key < 0 || key >= this.keyColumns) throw new Error(`'${column}' is not a key column`)
+      return { key, atOrBelow: BigInt(atOrBelow) }
+    } catch (cause) {
+      throw new CheckpointError('CORRUPT_CHECKPOINT_FILE', `State file ${file} has an invalid ${EVICTED} entry: ${text}`, { cause })
+    }
+  }
+
+  private async readFile(file: string): Promise<{ batch: Batch; metadata: ReadonlyMap<string, string> }> {
     let bytes: Uint8Array
     try {
       bytes = await this.fs.read(file)
@@ -147,8 +166,8 @@ export class StateStore {
       throw new CheckpointError('STATE_MISSING', `State file ${file} cannot be read`, { cause })
     }
     try {
-      const { batches, schema } = ipcToBatches(bytes)
-      return concatBatches(schema, batches)
+      const { batches, schema, metadata } = ipcToBatches(bytes)
+      return { batch: concatBatches(schema, batches), metadata }
     } catch (cause) {
       throw new CheckpointError('CORRUPT_CHECKPOINT_FILE', `State file ${file} is torn or not Arrow IPC`, { cause })
     }
@@ -171,6 +190,13 @@ export class StateStore {
       if (v < base) await this.fs.remove(joinPath(this.partitionDir, f))
     }
   }
+}
+
+/** The value an eviction compares: a window's start, or an i64 key's value; null is 0 (as the kernel's lanes). */
+function keyValue(c: Column, r: number): bigint {
+  if (!isValid(c.validity, r)) return 0n
+  if (c.type === 'window') return (c.children!.start.values as BigInt64Array)[r]!
+  return (c.values as BigInt64Array)[r]!
 }
 
 function keyString(b: Batch, keyColumns: number, r: number): string {

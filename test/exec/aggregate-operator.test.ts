@@ -149,6 +149,51 @@ describe('AggregateOperator', () => {
     expect(await run(pool, batches, true)).toEqual(base)
   })
 
+  it('state changes (upserts, then the eviction predicate) replayed batch by batch rebuild the state', async () => {
+    const batches = makeBatches(6, 30_000, 11)
+    const op = operator(inline)
+    // state rows (state schema) as key → values strings
+    const entries = (b: Batch): [string, string][] => {
+      const out: [string, string][] = []
+      for (let i = 0; i < b.numRows; i++) {
+        const cell = (c: Column): string => {
+          if (c.validity !== null && (c.validity[i >> 3]! & (1 << (i & 7))) === 0) return 'null'
+          if (c.type === 'window') return String((c.children!.start.values as BigInt64Array)[i])
+          if (c.type === 'string') return c.dictionary![(c.values as Int32Array)[i]!]!
+          return String((c.values as ArrayLike<unknown>)[i])
+        }
+        out.push([b.columns.slice(0, 2).map(cell).join('|'), b.columns.slice(2).map(cell).join('|')])
+      }
+      return out
+    }
+    try {
+      const replayed = new Map<string, string>()
+      let wm = 0
+      for (const batch of batches) {
+        const r = await op.process(batch, wm)
+        for (const [k, v] of entries(r.changes.upserts)) replayed.set(k, v)
+        const ev = r.changes.evicted
+        expect(r.changes.removedKeys).toBeUndefined()
+        let evicted = 0
+        if (ev !== undefined) {
+          expect(ev.key).toBe(0) // the window
+          for (const k of [...replayed.keys()]) {
+            if (BigInt(k.split('|')[0]!) <= ev.atOrBelow) {
+              replayed.delete(k)
+              evicted++
+            }
+          }
+        }
+        expect(evicted).toBe(r.metrics.numRowsRemoved)
+        expect(new Map(entries(op.snapshot()))).toEqual(replayed)
+        const d = batch.columns[0]!.values as BigInt64Array
+        wm = Math.max(wm, Number(d[d.length - 1]! / 1000n) - 3_600_000)
+      }
+    } finally {
+      op.dispose()
+    }
+  })
+
   it('refuses a second outstanding prepared batch, and discard releases one', async () => {
     const [a, b] = makeBatches(2, 5_000, 9)
     const op = operator(inline)

@@ -57,6 +57,52 @@ describe('StateStore', () => {
     ), { numRuns: 60 })
   })
 
+  it('replays watermark evictions (the predicate recorded in the delta) with upserts and removals, from snapshots and deltas', async () => {
+    const tsSchema: Schema = [
+      { name: 'window', type: 'window', nullable: false },
+      { name: 'acc0_count', type: 'int64', nullable: false },
+    ]
+    const tsRows = (entries: [number, number][]): Batch => {
+      const starts = BigInt64Array.from(entries, ([k]) => BigInt(k))
+      return makeBatch(tsSchema, [
+        { type: 'window', length: entries.length, values: new Uint8Array(0), validity: null, children: { start: { type: 'timestamp', length: entries.length, values: starts, validity: null }, end: { type: 'timestamp', length: entries.length, values: starts.map((x) => x + 10n), validity: null } } },
+        { type: 'int64', length: entries.length, values: BigInt64Array.from(entries, ([, v]) => BigInt(v)), validity: null },
+      ], entries.length)
+    }
+    const asTsMap = (b: Batch) => {
+      if (b.numRows === 0) return new Map<number, number>()
+      const st = b.columns[0]!.children!.start.values as BigInt64Array
+      const v = b.columns[1]!.values as BigInt64Array
+      return new Map(Array.from({ length: b.numRows }, (_, i) => [Number(st[i]), Number(v[i])]))
+    }
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.record({ ups: fc.array(fc.tuple(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 50 })), { maxLength: 5 }), evict: fc.option(fc.integer({ min: -1, max: 9 })) }), { minLength: 1, maxLength: 12 }),
+      async (versions) => {
+        const fs = new MemoryFs()
+        const store = new StateStore(fs, 'ck/state/0', tsSchema, 1, { minDeltasForSnapshot: 4, minBatchesToRetain: 100 })
+        const model = new Map<number, number>()
+        const history: Map<number, number>[] = [new Map()]
+        for (const [i, v] of versions.entries()) {
+          const ups = [...new Map(v.ups).entries()]
+          for (const [k, val] of ups) model.set(k, val)
+          // upserts first, then the eviction (which may evict this batch's own upserts)
+          if (v.evict !== null) for (const k of [...model.keys()]) if (k <= v.evict) model.delete(k)
+          history.push(new Map(model))
+          const snap = [...model.entries()]
+          await store.commit(i + 1, { upserts: tsRows(ups), ...(v.evict !== null ? { evicted: { key: 0, atOrBelow: BigInt(v.evict) } } : {}) }, () => tsRows(snap))
+        }
+        for (let v = 0; v <= versions.length; v++) expect(asTsMap(await store.load(v))).toEqual(history[v])
+      },
+    ), { numRuns: 60 })
+  })
+
+  it('names a delta whose eviction entry is invalid', async () => {
+    const fs = new MemoryFs()
+    const store = new StateStore(fs, 's', schema, 1, { minDeltasForSnapshot: 10, minBatchesToRetain: 100 })
+    await store.commit(1, { upserts: rows([['a', 1]]), evicted: { key: 1, atOrBelow: 0n } }, () => rows([]))
+    await expect(store.load(1)).rejects.toMatchObject({ code: 'CORRUPT_CHECKPOINT_FILE', message: expect.stringContaining('s/0/1.delta') })
+  })
+
   it('falls back to an older snapshot when the newest is torn, and names a torn delta it cannot skip', async () => {
     const fs = new MemoryFs()
     const store = new StateStore(fs, 's', schema, 1, { minDeltasForSnapshot: 2, minBatchesToRetain: 100 })
