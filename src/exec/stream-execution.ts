@@ -14,7 +14,7 @@ import { type Offset, type Source, sameOffset } from '../sources/source.ts'
 import { StateStore } from '../state/state-store.ts'
 import { isoMs } from '../util/time.ts'
 import { parseIntervalMs } from '../util/interval.ts'
-import { AggregateOperator, type AggregateMetrics, type OutputMode } from './aggregate.ts'
+import { AggregateOperator, type AggregateMetrics, type OutputMode, type PreparedBatch } from './aggregate.ts'
 import { type EventTimeStats, type PhysicalPlan, type WatermarkNode, checkStreamingPlan, compile, runStage } from './physical.ts'
 import type { ResolvedTrigger } from './trigger.ts'
 
@@ -46,12 +46,36 @@ export interface QuerySettings {
 const IDLE_POLL_MS = 100
 const MAX_RECENT_PROGRESS = 100
 
+/** A batch's rows after the stateless stages, with their event-time statistics. */
+interface ReadBatch {
+  readonly input: Batch | null
+  readonly batch: Batch
+  readonly stats: Map<WatermarkNode, EventTimeStats>
+  readonly getBatchMs: number
+  /** The partial aggregation, started (read-ahead only). */
+  readonly prepared?: PreparedBatch
+}
+
+/** The next batch, planned and read while the previous one commits (see `startReadAhead`). */
+interface ReadAhead {
+  readonly start: Offset | null
+  readonly end: Offset
+  readonly read: ReadBatch
+  readonly latestOffsetMs: number
+}
+
 /**
  * The micro-batch loop (Spark's MicroBatchExecution). For each batch: find the sources' end offsets,
  * write `offsets/N` (with the batch watermark), read `(start, end]`, run the stateless stages, the
  * aggregation and the sink, commit the state version, write `commits/N` with the next watermark, and
  * report a StreamingQueryProgress. On start it recovers from the checkpoint: a batch with an
  * offsets entry but no commit is re-run with exactly the recorded offsets.
+ *
+ * Read-ahead (conf `sluice.streaming.readAhead.enabled`, default true; aggregations under the
+ * default or availableNow trigger): once batch N is aggregated, batch N+1's end offsets are planned,
+ * its rows read, its stateless stages run and its partial aggregation started (in a worker with 2+
+ * threads) while N's state delta, sink output and commit are written. Nothing of N+1 is persisted
+ * before `offsets/N+1`, which is still written after `commits/N`, so recovery is unchanged.
  */
 export class StreamExecution {
   id = ''
@@ -77,6 +101,7 @@ export class StreamExecution {
   private readonly operatorWatermarks = new Map<WatermarkNode, number>()
   private pendingRerun: OffsetSeq | null = null
   private availableNowEnd: Offset | null | undefined = undefined
+  private readAhead: Promise<ReadAhead | null> | null = null
   private flushed = false
   private lastTriggerStartMs = 0
 
@@ -272,13 +297,12 @@ export class StreamExecution {
       await this.runBatch(seq.offsets[0] ?? null, seq.metadata.batchWatermarkMs, t0, 0, false)
       return true
     }
-    const limit = this.settings.trigger.kind === 'once' ? {} : this.phys.source.readLimit
-    let end = await this.source.latestOffset(this.committedOffset, limit)
-    if (this.settings.trigger.kind === 'availableNow') {
-      if (this.availableNowEnd === undefined) this.availableNowEnd = await this.source.latestOffset(this.committedOffset, {})
-      if (end !== null && this.availableNowEnd !== null && beyond(end, this.availableNowEnd)) end = this.availableNowEnd
-      if (this.availableNowEnd === null) end = null
+    const ahead = await this.takeReadAhead()
+    if (ahead !== null) {
+      await this.runBatch(ahead.end, this.nextWatermarkMs, t0, ahead.latestOffsetMs, true, ahead.read)
+      return true
     }
+    const end = await this.nextEnd(this.committedOffset)
     const latestOffsetMs = performance.now() - t0
     const hasData = end !== null && !sameOffset(end, this.committedOffset)
     if (hasData) {
@@ -298,7 +322,77 @@ export class StreamExecution {
     return false
   }
 
-  private async runBatch(end: Offset | null, watermarkMs: number, t0: number, latestOffsetMs: number, writeWal: boolean): Promise<void> {
+  /** The end offset of the batch after `start` (null: no data), within the trigger's limits. */
+  private async nextEnd(start: Offset | null): Promise<Offset | null> {
+    const limit = this.settings.trigger.kind === 'once' ? {} : this.phys.source.readLimit
+    let end = await this.source.latestOffset(start, limit)
+    if (this.settings.trigger.kind === 'availableNow') {
+      if (this.availableNowEnd === undefined) this.availableNowEnd = await this.source.latestOffset(start, {})
+      if (end !== null && this.availableNowEnd !== null && beyond(end, this.availableNowEnd)) end = this.availableNowEnd
+      if (this.availableNowEnd === null) end = null
+    }
+    return end
+  }
+
+  /** Rows (start, end] through the stateless stages; `prepare` also starts the partial aggregation. */
+  private async readBatch(start: Offset | null, end: Offset | null, maxEventTimeMs: number, prepare: boolean): Promise<ReadBatch> {
+    const t = performance.now()
+    const hasData = end !== null && !sameOffset(end, start)
+    const input = hasData ? concatBatches(this.phys.source.schema, await this.source.getBatch(start, end)) : null
+    const getBatchMs = performance.now() - t
+    const stats = new Map<WatermarkNode, EventTimeStats>()
+    let batch: Batch = input ?? concatBatches(this.phys.source.schema, [])
+    for (const node of this.phys.pre) batch = runStage(node, batch, stats, maxEventTimeMs)
+    return { input, batch, stats, getBatchMs, ...(prepare && this.aggregate ? { prepared: this.aggregate.prepare(batch) } : {}) }
+  }
+
+  private get readAheadEnabled(): boolean {
+    const t = this.settings.trigger
+    return this.aggregate !== null && !this.stopRequested &&
+      (t.kind === 'availableNow' || (t.kind === 'processingTime' && t.intervalMs === 0)) &&
+      // the event-time cap depends on the batch's trigger time
+      this.conf.get('sluice.streaming.maxEventTimeAhead') === undefined &&
+      this.conf.get('sluice.streaming.readAhead.enabled') !== 'false'
+  }
+
+  /** Plans and reads the batch after `start` in the background (see the class comment). */
+  private startReadAhead(start: Offset | null): void {
+    if (!this.readAheadEnabled) return
+    const t0 = performance.now()
+    this.readAhead = (async (): Promise<ReadAhead | null> => {
+      const end = await this.nextEnd(start)
+      const latestOffsetMs = performance.now() - t0
+      if (end === null || sameOffset(end, start)) return null
+      return { start, end, read: await this.readBatch(start, end, Infinity, true), latestOffsetMs }
+    })()
+    // a failure is handled where the read-ahead is taken
+    this.readAhead.catch(() => {})
+  }
+
+  /**
+   * The batch read ahead, if it starts at the committed offset and has data; otherwise null (and its
+   * partial aggregation released), and the batch is planned again. A failed read-ahead is logged and
+   * the batch planned again, which raises the error again if it persists.
+   */
+  private async takeReadAhead(): Promise<ReadAhead | null> {
+    const pending = this.readAhead
+    if (pending === null) return null
+    this.readAhead = null
+    let ahead: ReadAhead | null
+    try {
+      ahead = await pending
+    } catch (e) {
+      this.settings.log(`Reading batch ${this.batchId} ahead failed (${(e as Error)?.message ?? String(e)}); planning it again`)
+      return null
+    }
+    if (ahead !== null && !sameOffset(ahead.start, this.committedOffset)) {
+      if (ahead.read.prepared) await this.aggregate!.discard(ahead.read.prepared)
+      return null
+    }
+    return ahead
+  }
+
+  private async runBatch(end: Offset | null, watermarkMs: number, t0: number, latestOffsetMs: number, writeWal: boolean, readAhead?: ReadBatch): Promise<void> {
     const s = this.settings
     const batchId = this.batchId
     const triggerStart = Date.now()
@@ -315,21 +409,19 @@ export class StreamExecution {
     this.faultPoint('afterOffsetsLog')
     const walCommitMs = performance.now() - t
     t = performance.now()
-    const hasData = end !== null && !sameOffset(end, this.committedOffset)
-    const input = hasData ? concatBatches(this.phys.source.schema, await this.source.getBatch(this.committedOffset, end)) : null
-    const getBatchMs = performance.now() - t
+    const capAhead = this.conf.get('sluice.streaming.maxEventTimeAhead')
+    const maxEventTimeMs = capAhead === undefined ? Infinity : triggerStart + parseIntervalMs(capAhead, 'sluice.streaming.maxEventTimeAhead')
+    const read = readAhead ?? (await this.readBatch(this.committedOffset, end, maxEventTimeMs, false))
+    const { input, stats, getBatchMs } = read
+    let batch = read.batch
     t = performance.now()
     const hasWatermark = this.phys.watermarks.length > 0
-    const stats = new Map<WatermarkNode, EventTimeStats>()
-    let batch: Batch = input ?? concatBatches(this.phys.source.schema, [])
-    const ahead = this.conf.get('sluice.streaming.maxEventTimeAhead')
-    const maxEventTimeMs = ahead === undefined ? Infinity : triggerStart + parseIntervalMs(ahead, 'sluice.streaming.maxEventTimeAhead')
-    for (const node of this.phys.pre) batch = runStage(node, batch, stats, maxEventTimeMs)
     let aggMetrics: AggregateMetrics | null = null
     let commitTimeMs = 0
     if (this.aggregate) {
-      const r = await this.aggregate.process(batch, hasWatermark ? watermarkMs : null)
+      const r = await this.aggregate.process(batch, hasWatermark ? watermarkMs : null, read.prepared)
       this.faultPoint('duringAggregation')
+      if (input !== null) this.startReadAhead(end)
       batch = r.output
       aggMetrics = r.metrics
       const tc = performance.now()
@@ -480,6 +572,11 @@ export class StreamExecution {
       this.exception = error instanceof SluiceError ? error : new SluiceError('QUERY_FAILED', `Query ${this.name ?? this.id} terminated with an exception: ${(error as Error)?.message ?? String(error)}`, { cause: error })
     }
     this.status = { message: 'Stopped', isDataAvailable: false, isTriggerActive: false }
+    if (this.readAhead !== null) {
+      const ahead = await this.readAhead.catch(() => null) // a batch that will not run: its errors do not matter
+      this.readAhead = null
+      if (ahead?.read.prepared) await this.aggregate!.discard(ahead.read.prepared)
+    }
     for (const [what, close] of [['source', () => this.source?.stop()], ['sink', () => this.sink?.stop?.()]] as const) {
       try {
         await close()
