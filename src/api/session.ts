@@ -23,6 +23,7 @@ export const CONF_KEYS = {
   'sluice.streaming.minBatchesToRetain': 'checkpoint versions kept recoverable (default 100)',
   'sluice.stateStore.minDeltasForSnapshot': 'state deltas between snapshots (default 10)',
   'sluice.streaming.maxEventTimeAhead': "unset (Spark's behaviour); an interval such as '1 day': event times further ahead of the batch's processing time do not move the watermark",
+  'sluice.streaming.readAhead.enabled': "'true' (default): aggregations under the default or availableNow trigger read and partially aggregate batch N+1 while batch N's state, output and commit are written",
   'sluice.checkpoint.fsync': "'false' (default, as Spark's local checkpoints): atomic rename only, which survives a crash of the process; 'true' also fsyncs each file and directory, to survive power loss",
   'sluice.sql.streaming.checkpointLocation': 'default root for query checkpoints (a query gets <root>/<queryName>)',
 } as const

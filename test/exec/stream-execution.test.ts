@@ -1,9 +1,10 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { type Batch, type Schema, makeBatch } from '../../src/batch.ts'
 import {
-  AnalysisError, MemoryStream, SluiceSession, type StreamingQueryProgress,
+  AnalysisError, MemoryStream, SluiceSession, type StreamingQueryProgress, registerSourceConnector,
   avg, col, count, lit, max, min, sum, timestamp_seconds, window,
 } from '../../src/index.node.ts'
 
@@ -203,5 +204,87 @@ describe('progress', () => {
     expect(Object.keys(p.durationMs).sort()).toEqual(['addBatch', 'commitOffsets', 'getBatch', 'latestOffset', 'queryPlanning', 'triggerExecution', 'walCommit'])
     expect(p.sources[0]).toMatchObject({ startOffset: null, endOffset: 0, numInputRows: 2 })
     expect(q.isActive).toBe(false)
+  })
+})
+
+describe('read-ahead', () => {
+  // json files of hourly events, one batch per file (maxFilesPerTrigger 1)
+  function writeFiles(sub: string): string {
+    const d = join(dir, sub)
+    mkdirSync(d, { recursive: true })
+    for (let f = 0; f < 6; f++) {
+      const lines: string[] = []
+      for (let i = 0; i < 50; i++) lines.push(JSON.stringify({ ts: f * 7200 + i * 97 - (i % 7 === 0 ? 5000 : 0), key: `k${i % 4}`, v: i }))
+      writeFileSync(join(d, `part-${f}.json`), lines.join('\n') + '\n')
+    }
+    return d
+  }
+
+  async function run(readAhead: boolean, path: string) {
+    const s = session
+    s.conf.set('sluice.streaming.readAhead.enabled', String(readAhead))
+    const name = nextName()
+    const q = await s.readStream.format('json').schema({ ts: 'long', key: 'string', v: 'int' }).option('maxFilesPerTrigger', 1).load(path)
+      .withColumn('eventTime', timestamp_seconds(col('ts')))
+      .withWatermark('eventTime', '1 hour')
+      .groupBy(window(col('eventTime'), '1 hour'), col('key'))
+      .agg(count('*').as('n'), max('v').as('top'))
+      .select(col('window.start').cast('long').as('start'), col('key'), col('n'), col('top'))
+      .writeStream.format('memory').queryName(name).outputMode('append').trigger({ availableNow: true }).start()
+    await q.awaitTermination()
+    const rows = (await s.table(name).collect()).map((r) => JSON.stringify(r)).sort()
+    const progress = q.recentProgress.map((p) => [p.batchId, p.numInputRows, p.eventTime.watermark, p.stateOperators[0]?.numRowsTotal, p.stateOperators[0]?.numRowsDroppedByWatermark])
+    s.conf.unset('sluice.streaming.readAhead.enabled')
+    return { rows, progress }
+  }
+
+  // (2 threads: test/exec/aggregate-operator.test.ts checks prepare() on the worker pool)
+  it('gives the same rows and the same batches as without it', async () => {
+    const path = writeFiles('read-ahead')
+    const base = await run(false, path)
+    expect(base.progress.length).toBeGreaterThanOrEqual(6)
+    expect(base.rows.length).toBeGreaterThan(20)
+    expect(base.progress.some((p) => (p[4] as number) > 0)).toBe(true) // some rows were late
+    expect(await run(true, path)).toEqual(base)
+  })
+
+  it('plans a batch again when reading it ahead failed, logging why', async () => {
+    const schema: Schema = [{ name: 'eventTime', type: 'timestamp', nullable: false }]
+    let failures = 0
+    registerSourceConnector('test-flaky', {
+      createSource: () => ({
+        // offsets 0..3, one batch of 10 rows in hour k per offset k
+        schema, description: 'FlakyTestSource', kind: 'test-flaky', readLimit: { maxRows: 10 },
+        createSource: async () => ({
+          description: 'FlakyTestSource',
+          latestOffset: async (start, limit) => (limit.maxRows === undefined ? 3 : Math.min(((start as number | null) ?? -1) + 1, 3)),
+          getBatch: async (start, end) => {
+            if (end === 2 && failures++ === 0) throw new Error('transient read failure')
+            const out: Batch[] = []
+            for (let k = ((start as number | null) ?? -1) + 1; k <= (end as number); k++) {
+              const us = BigInt64Array.from({ length: 10 }, (_, i) => BigInt((k * 3600 + i) * 1_000_000))
+              out.push(makeBatch(schema, [{ type: 'timestamp', length: 10, values: us, validity: null }], 10))
+            }
+            return out
+          },
+          stop: async () => {},
+        }),
+      }),
+    })
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {})
+    try {
+      const s = session
+      const name = nextName()
+      const q = await s.readStream.format('test-flaky').load()
+        .withWatermark('eventTime', '1 hour').groupBy(window(col('eventTime'), '1 hour')).agg(count('*').as('n'))
+        .writeStream.format('memory').queryName(name).outputMode('append').trigger({ availableNow: true }).option('flushAtEnd', true).start()
+      await q.awaitTermination()
+      expect(q.exception).toBeNull()
+      expect((await s.table(name).collect()).map((r) => r.n)).toEqual([10, 10, 10, 10])
+      expect(failures).toBe(2)
+      expect(logged.mock.calls.flat().join('\n')).toMatch(/Reading batch 2 ahead failed \(transient read failure\); planning it again/)
+    } finally {
+      logged.mockRestore()
+    }
   })
 })
