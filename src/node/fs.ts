@@ -13,6 +13,9 @@ function isNotFound(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR'
 }
 
+/** NodeFs.writeAtomic writes files this large (bytes; string length for text) asynchronously. */
+const ASYNC_WRITE_FROM_BYTES = 256 * 1024
+
 export class NodeFs implements Fs {
   private readonly knownDirs = new Set<string>()
 
@@ -123,15 +126,21 @@ export class NodeFs implements Fs {
   }
 
   /** Writes to `.<name>.<random>.tmp` in the same directory, fsyncs, then renames over `path`. */
+  /**
+   * Small files (checkpoint logs, small state deltas) are written with synchronous calls (~0.15 ms
+   * against ~0.6 ms for four async round trips); files from 256 KiB, and every file when `durable`,
+   * asynchronously, so copying them into the page cache (~3 ms/MB on the benchmark machine) runs on
+   * libuv's thread pool while the micro-batch loop goes on (e.g. reading the next batch ahead).
+   */
   async writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
-    if (!this.durable) {
+    if (!this.durable && data.length < ASYNC_WRITE_FROM_BYTES) {
       this.writeAtomicSync(path, data)
       return
     }
-    await this.writeAtomicDurable(path, data)
+    await this.writeAtomicAsync(path, data)
   }
 
-  /** Temporary file + rename with synchronous calls: ~0.15 ms per small file against ~0.6 ms for four async round trips. */
+  /** Temporary file + rename with synchronous calls. */
   private writeAtomicSync(path: string, data: Uint8Array | string): void {
     const dir = dirname(path)
     if (!this.knownDirs.has(dir)) {
@@ -156,7 +165,7 @@ export class NodeFs implements Fs {
     }
   }
 
-  private async writeAtomicDurable(path: string, data: Uint8Array | string): Promise<void> {
+  private async writeAtomicAsync(path: string, data: Uint8Array | string): Promise<void> {
     const dir = dirname(path)
     if (!this.knownDirs.has(dir)) {
       await mkdir(dir, { recursive: true })

@@ -67,6 +67,12 @@ describe('NodeFs', () => {
     await Promise.all(Array.from({ length: 8 }, (_, i) => fs.writeAtomic(p, `{"w":${i}}`.repeat(1000))))
     expect(await readFile(p, 'utf8')).toMatch(/^(\{"w":\d\})+$/)
     expect(await readdir(join(dir, 'deep', 'er'))).toEqual(['out.json'])
+    // large files take the asynchronous path (from 256 KiB): same guarantees
+    const big = Uint8Array.from({ length: 1 << 20 }, (_, i) => (i * 31) & 0xff)
+    await Promise.all([fs.writeAtomic(p, big), fs.writeAtomic(join(dir, 'deep', 'new', 'big.bin'), big)])
+    expect(new Uint8Array(await readFile(p))).toEqual(big)
+    expect(new Uint8Array(await readFile(join(dir, 'deep', 'new', 'big.bin')))).toEqual(big)
+    expect(await readdir(join(dir, 'deep', 'er'))).toEqual(['out.json'])
   })
 
   it('removes files and trees, ignoring missing paths; mkdirp is idempotent', async () => {
