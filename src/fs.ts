@@ -26,6 +26,12 @@ export interface Fs {
   listSync(dir: string): FileInfo[]
   statSync(path: string): (FileInfo & { isDirectory: boolean }) | null
   readSync(path: string): Uint8Array
+  /**
+   * Bytes `[start, end)` of a file, synchronously (for reading only a file's schema — a Parquet or
+   * Arrow footer — when a DataFrame is built). As {@link Fs.readRange}: the range is clamped to the
+   * file, so fewer bytes than asked (none past the end) mean the file is shorter.
+   */
+  readRangeSync(path: string, start: number, end: number): Uint8Array
 }
 
 export function joinPath(...parts: string[]): string {
@@ -86,7 +92,11 @@ export class MemoryFs implements Fs {
   }
 
   async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
-    return (await this.read(path)).subarray(start, end)
+    return this.readRangeSync(path, start, end)
+  }
+
+  readRangeSync(path: string, start: number, end: number): Uint8Array {
+    return this.readSync(path).subarray(Math.max(0, start), Math.max(0, end))
   }
 
   async writeAtomic(path: string, data: Uint8Array | string): Promise<void> {

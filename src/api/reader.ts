@@ -1,7 +1,7 @@
 import type { Schema } from '../batch.ts'
 import { OptionError, SourceError } from '../errors.ts'
 import { sourceConnector } from '../connectors.ts'
-import { fileFormat } from '../formats/format.ts'
+import { fileFormat, syncFile } from '../formats/format.ts'
 import { sourceNode } from '../plan/logical.ts'
 import { type SchemaSpec, toSchema } from '../sources/memory.ts'
 import { FileSourceProvider, listDataFilesSync } from '../sources/file.ts'
@@ -76,7 +76,7 @@ export class DataStreamReader {
       if (files.length === 0) {
         throw new SourceError('EMPTY_INPUT', `Unable to infer schema for ${format.name} at ${path}: no files yet. It must be specified manually with .schema(...)`)
       }
-      schema = format.inferSchema(fs.readSync(files[0]!.path), files[0]!.path, readOptions)
+      schema = format.inferSchema(syncFile(fs, files[0]!.path, files[0]!.size), readOptions)
     }
     const provider = new FileSourceProvider(this.session.fs, format, path, schema, readOptions, {
       ...(o.maxRowsPerTrigger !== undefined ? { maxRows: o.maxRowsPerTrigger } : {}),

@@ -1,18 +1,46 @@
 /**
  * Arrow IPC files (`ARROW1` magic, a.k.a. Feather v2) and streams (continuation-marker framing),
- * told apart by their first bytes. The whole file is read at `open` and its record batches are
- * converted zero-copy (see src/arrow.ts); `read(start, end)` slices across record batches.
- * `encode` writes the IPC file format.
+ * told apart by their first bytes. `encode` writes the IPC file format.
+ *
+ * IPC files are read by byte ranges, through `Fs.readRange`, never whole: `open` reads the footer
+ * (the last 10 bytes give its length; it holds the schema and the blocks of the record and
+ * dictionary batches) and each record batch's metadata message (its row count, and each column
+ * buffer's offset and length within the batch's body). `read(start, end)` then fetches, for the
+ * record batches overlapping the rows, only the buffers of the columns it needs (adjacent buffers
+ * coalesced into one `readRange`), and the dictionary batches of the dictionary-encoded columns it
+ * needs (once per open file). The buffers are decoded by apache-arrow's own `VectorLoader` and
+ * converted zero-copy (see src/arrow.ts); the last {@link BATCH_CACHE} loaded record batches are
+ * kept, so consecutive row ranges within one record batch fetch it once. Record batches that are
+ * compressed are read through the whole-file path below.
+ *
+ * IPC streams have no footer: the whole stream is read at `open` and all its record batches are
+ * converted at once.
+ *
+ * `inferSchema` reads the footer of a file, or the first message of a stream.
  */
-import { RecordBatchReader, type RecordBatch, type Schema as ArrowSchema } from 'apache-arrow'
+import { Message, MetadataVersion, RecordBatchReader, Type, UnionMode, Vector, type Data, type DataType as ArrowDataType, type RecordBatch, type Schema as ArrowSchema } from 'apache-arrow'
+import { Footer, type FileBlock } from 'apache-arrow/ipc/metadata/file'
+import type { BufferRegion, DictionaryBatch as DictionaryBatchHeader, FieldNode, RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message'
+import { VectorLoader } from 'apache-arrow/visitor/vectorloader'
 import { arrowTypeToDataType, batchesToIPC, dataToColumn } from '../arrow.ts'
 import { concatBatches, emptyBatch, sliceBatch, type Batch, type Field, type Schema } from '../batch.ts'
 import { SourceError } from '../errors.ts'
 import type { Fs } from '../fs.ts'
-import type { FileFormat, OpenedFile, ReadOptions } from './format.ts'
-import { planProjection, project, readWhole } from './values.ts'
+import type { FileFormat, OpenedFile, ReadOptions, SyncFile } from './format.ts'
+import { isNotFound, planProjection, project, readWhole } from './values.ts'
 
 const MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31] // "ARROW1"
+
+/** Record batches kept decoded per open file. */
+const BATCH_CACHE = 2
+/** Bytes read from the end of a file at first: the footer usually fits. */
+const TAIL_FETCH = 1 << 14
+/** Buffers closer than this are fetched in one read (the gap is read and dropped). */
+const COALESCE_GAP = 4096
+/** Record batch metadata messages read at once by `open`. */
+const OPEN_CONCURRENCY = 16
+
+const EMPTY = new Uint8Array(0)
 
 function hasMagicAt(b: Uint8Array, at: number): boolean {
   if (at < 0 || at + 6 > b.length) return false
@@ -20,15 +48,85 @@ function hasMagicAt(b: Uint8Array, at: number): boolean {
   return true
 }
 
+const TRUNCATED = 'Arrow IPC file is truncated (no trailing ARROW1 magic)'
+const BAD_MAGIC = 'not an Arrow IPC file or stream (bad magic)'
+
 /** 'file', 'stream', or a reason the bytes are neither. */
 export function sniffIPC(bytes: Uint8Array): 'file' | 'stream' | { bad: string } {
-  if (hasMagicAt(bytes, 0)) {
-    if (bytes.length < 12 || !hasMagicAt(bytes, bytes.length - 6)) return { bad: 'Arrow IPC file is truncated (no trailing ARROW1 magic)' }
+  return sniffHead(bytes.subarray(0, 8), bytes.length, () => bytes.subarray(Math.max(0, bytes.length - 6)))
+}
+
+/** As {@link sniffIPC} from a file's first (up to) 8 bytes, its size and a way to read its last 6 bytes. */
+function sniffHead(head: Uint8Array, size: number, tail6: () => Uint8Array): 'file' | 'stream' | { bad: string } {
+  if (hasMagicAt(head, 0)) {
+    if (size < 12 || !hasMagicAt(tail6(), 0)) return { bad: TRUNCATED }
     return 'file'
   }
-  if (bytes.length >= 8 && bytes[0] === 0xff && bytes[1] === 0xff && bytes[2] === 0xff && bytes[3] === 0xff) return 'stream'
-  return { bad: 'not an Arrow IPC file or stream (bad magic)' }
+  if (size >= 8 && head[0] === 0xff && head[1] === 0xff && head[2] === 0xff && head[3] === 0xff) return 'stream'
+  return { bad: BAD_MAGIC }
 }
+
+const view = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength)
+
+/** The [start, end) of the Footer flatbuffer, from the file's last bytes `tail` (which end with the magic). */
+function footerRange(tail: Uint8Array, size: number): { start: number; end: number } {
+  if (tail.length < 10) throw new Error(`file too small for an Arrow IPC file (${size} bytes)`)
+  const len = view(tail).getInt32(tail.length - 10, true)
+  const end = size - 10
+  const start = end - len
+  if (len <= 0 || start < 8) throw new Error(`footer length ${len} does not fit in the file (${size} bytes)`)
+  return { start, end }
+}
+
+function decodeFooter(bytes: Uint8Array): Footer {
+  const footer = Footer.decode(bytes)
+  if (!footer.schema) throw new Error('the footer has no schema')
+  return footer
+}
+
+/** Decodes an encapsulated message: [0xFFFFFFFF] int32 length, flatbuffer (the legacy form has no marker). */
+function decodeMessage(meta: Uint8Array, what: string): Message {
+  if (meta.length < 8) throw new Error(`${what}: metadata of ${meta.length} bytes is too short`)
+  let len = view(meta).getInt32(0, true)
+  let at = 4
+  if (len === -1) {
+    len = view(meta).getInt32(4, true)
+    at = 8
+  }
+  if (len <= 0 || at + len > meta.length) throw new Error(`${what}: metadata length ${len} does not fit its ${meta.length}-byte block`)
+  return Message.decode(meta.subarray(at, at + len))
+}
+
+function corrupt(path: string, kind: string, e: unknown): SourceError {
+  if (e instanceof SourceError) return e
+  return new SourceError('CORRUPT_FILE', `${path}: corrupt Arrow IPC ${kind}: ${(e as Error)?.message ?? e}`, { cause: e })
+}
+
+function badKind(path: string, bad: string): SourceError {
+  return new SourceError('CORRUPT_FILE', `${path}: ${bad}`, { cause: new Error(bad) })
+}
+
+/** The Sluice fields of the columns in `wanted` (all when null), with their indices in the Arrow schema. */
+function sluiceFields(arrowSchema: ArrowSchema, path: string, wanted: ReadonlySet<string> | null): { idx: number[]; fields: Field[] } {
+  const idx: number[] = []
+  const fields: Field[] = []
+  arrowSchema.fields.forEach((f, i) => {
+    // an unsupported column the schema leaves out is skipped
+    if (wanted && !wanted.has(f.name)) return
+    let type
+    try {
+      type = arrowTypeToDataType(f.type, f.name)
+    } catch (e) {
+      throw new SourceError('UNSUPPORTED_TYPE', `${path}: ${(e as Error).message}`, { cause: e })
+    }
+    idx.push(i)
+    fields.push({ name: f.name, type, nullable: f.nullable })
+  })
+  return { idx, fields }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPC streams (and compressed files): the whole file, converted at open
 
 class ArrowFile implements OpenedFile {
   readonly path: string
@@ -42,21 +140,7 @@ class ArrowFile implements OpenedFile {
 
   constructor(path: string, arrowSchema: ArrowSchema, rbs: RecordBatch[], options: ReadOptions) {
     this.path = path
-    const wanted = options.schema ? new Set(options.schema.map((f) => f.name)) : null
-    // convert only the columns needed (an unsupported column the schema leaves out is skipped)
-    const idx: number[] = []
-    const fields: Field[] = []
-    arrowSchema.fields.forEach((f, i) => {
-      if (wanted && !wanted.has(f.name)) return
-      let type
-      try {
-        type = arrowTypeToDataType(f.type, f.name)
-      } catch (e) {
-        throw new SourceError('UNSUPPORTED_TYPE', `${path}: ${(e as Error).message}`, { cause: e })
-      }
-      idx.push(i)
-      fields.push({ name: f.name, type, nullable: f.nullable })
-    })
+    const { idx, fields } = sluiceFields(arrowSchema, path, options.schema ? new Set(options.schema.map((f) => f.name)) : null)
     this.decoded = fields
     this.batches = rbs.map((rb) => ({
       schema: fields,
@@ -93,18 +177,9 @@ class ArrowFile implements OpenedFile {
   }
 }
 
-async function openArrow(fs: Fs, path: string, options: ReadOptions): Promise<OpenedFile> {
-  return arrowFromBytes(await readWhole(fs, path), path, options)
-}
-
-function arrowInferSchema(bytes: Uint8Array, path: string, options: ReadOptions): Schema {
-  if (options.schema) return options.schema
-  return arrowFromBytes(bytes, path, options).schema
-}
-
 function arrowFromBytes(bytes: Uint8Array, path: string, options: ReadOptions): ArrowFile {
   const kind = sniffIPC(bytes)
-  if (typeof kind !== 'string') throw new SourceError('CORRUPT_FILE', `${path}: ${kind.bad}`, { cause: new Error(kind.bad) })
+  if (typeof kind !== 'string') throw badKind(path, kind.bad)
   let arrowSchema: ArrowSchema
   let rbs: RecordBatch[]
   try {
@@ -122,9 +197,469 @@ function arrowFromBytes(bytes: Uint8Array, path: string, options: ReadOptions): 
       for (const child of rb.data.children) if (child.length > 0 && child.values === undefined && child.children.length === 0) throw new Error('missing column buffer')
     }
   } catch (e) {
-    throw new SourceError('CORRUPT_FILE', `${path}: corrupt Arrow IPC ${kind}: ${(e as Error)?.message ?? e}`, { cause: e })
+    throw corrupt(path, kind, e)
   }
   return new ArrowFile(path, arrowSchema, rbs, options)
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPC files: footer at open, column buffers on demand
+
+/** Where each top-level column's field nodes, buffers and variadic buffer counts start in a record batch's metadata. */
+interface Cursor {
+  n: number
+  b: number
+  v: number
+}
+
+/** Advances `c` past the nodes and buffers of one column of type `t`, as apache-arrow's VectorLoader consumes them. */
+function skipColumn(t: ArrowDataType, version: MetadataVersion, c: Cursor, variadic: readonly number[]): void {
+  c.n++
+  switch (t.typeId) {
+    case Type.Null:
+      return
+    case Type.Bool:
+    case Type.Int:
+    case Type.Float:
+    case Type.Decimal:
+    case Type.Date:
+    case Type.Time:
+    case Type.Timestamp:
+    case Type.Interval:
+    case Type.Duration:
+    case Type.FixedSizeBinary:
+    case Type.Dictionary: // validity, indices
+      c.b += 2
+      return
+    case Type.Binary:
+    case Type.Utf8:
+    case Type.LargeBinary:
+    case Type.LargeUtf8:
+      c.b += 3
+      return
+    case Type.BinaryView:
+    case Type.Utf8View:
+      c.b += 2 + (variadic[c.v++] ?? 0)
+      return
+    case Type.List:
+    case Type.LargeList:
+    case Type.Map:
+      c.b += 2
+      skipColumn(t.children[0]!.type, version, c, variadic)
+      return
+    case Type.FixedSizeList:
+      c.b += 1
+      skipColumn(t.children[0]!.type, version, c, variadic)
+      return
+    case Type.Struct:
+      c.b += 1
+      for (const ch of t.children) skipColumn(ch.type, version, c, variadic)
+      return
+    case Type.Union: {
+      if (version < MetadataVersion.V5) c.b += 1
+      c.b += (t as unknown as { mode: UnionMode }).mode === UnionMode.Sparse ? 1 : 2
+      for (const ch of t.children) skipColumn(ch.type, version, c, variadic)
+      return
+    }
+    default:
+      throw new Error(`no buffer layout for Arrow type ${String(t)}`)
+  }
+}
+
+/**
+ * For each column of `schema`, where its nodes/buffers/variadic counts start in `header`, plus the
+ * end; null if the layout does not account for exactly the header's nodes and buffers (the batch is
+ * then loaded whole, by apache-arrow's loader).
+ */
+function columnLayout(schema: ArrowSchema, header: RecordBatchHeader): Cursor[] | null {
+  const c: Cursor = { n: 0, b: 0, v: 0 }
+  const out: Cursor[] = []
+  try {
+    for (const f of schema.fields) {
+      out.push({ ...c })
+      skipColumn(f.type, schema.metadataVersion, c, header.variadicBufferCounts)
+    }
+  } catch {
+    return null
+  }
+  out.push({ ...c })
+  return c.n === header.nodes.length && c.b === header.buffers.length ? out : null
+}
+
+/** The dictionary ids a column of type `t` refers to (nested ones first). */
+function dictionaryIds(t: ArrowDataType, out: number[] = []): number[] {
+  if (t.typeId === Type.Dictionary) {
+    const d = t as unknown as { id: number; dictionary: ArrowDataType }
+    dictionaryIds(d.dictionary, out)
+    if (!out.includes(d.id)) out.push(d.id)
+    return out
+  }
+  for (const ch of t.children ?? []) dictionaryIds(ch.type, out)
+  return out
+}
+
+interface Run {
+  readonly start: number
+  readonly end: number
+  bytes: Uint8Array
+}
+
+/** Sorted, coalesced byte ranges covering `regions` (body offsets). */
+function coalesce(regions: readonly BufferRegion[]): Run[] {
+  const rs = regions.filter((r) => r.length > 0).sort((a, b) => a.offset - b.offset)
+  const out: { start: number; end: number; bytes: Uint8Array }[] = []
+  for (const r of rs) {
+    const last = out.at(-1)
+    if (last && r.offset <= last.end + COALESCE_GAP) last.end = Math.max(last.end, r.offset + r.length)
+    else out.push({ start: r.offset, end: r.offset + r.length, bytes: EMPTY })
+  }
+  return out
+}
+
+/** apache-arrow's VectorLoader over buffers fetched as separate runs of a body instead of the whole body. */
+class RangeLoader extends VectorLoader {
+  private readonly runs: readonly Run[]
+  constructor(runs: readonly Run[], nodes: FieldNode[], buffers: BufferRegion[], dictionaries: Map<number, Vector>, version: MetadataVersion, variadic: number[]) {
+    super(EMPTY, nodes, buffers, dictionaries, version, variadic)
+    this.runs = runs
+  }
+
+  protected override readData<T extends ArrowDataType>(_type: T, region: BufferRegion = this.nextBufferRange()): Uint8Array {
+    if (region === undefined) throw new Error('the record batch lists fewer buffers than its schema needs')
+    const { offset, length } = region
+    if (length === 0) return EMPTY
+    for (const r of this.runs) {
+      if (offset >= r.start && offset + length <= r.end) return r.bytes.subarray(offset - r.start, offset - r.start + length)
+    }
+    throw new Error(`buffer at body offset ${offset} (${length} bytes) was not fetched`)
+  }
+}
+
+/** Checks that a loaded column's buffers hold its rows (a metadata/body mismatch would otherwise read garbage). */
+function checkData(d: Data, what: string): void {
+  const n = d.offset + d.length
+  const short = (buf: string): Error => new Error(`${what}: the ${buf} buffer is too short for ${d.length} rows`)
+  if (d.nullCount > 0 && d.nullBitmap && d.nullBitmap.length > 0 && d.nullBitmap.length * 8 < n) throw short('validity')
+  switch (d.typeId) {
+    case Type.Bool:
+      if (n > 0 && (d.values?.length ?? 0) * 8 < n) throw short('data')
+      break
+    case Type.Int:
+    case Type.Float:
+    case Type.Decimal:
+    case Type.Date:
+    case Type.Time:
+    case Type.Timestamp:
+    case Type.Interval:
+    case Type.Duration:
+    case Type.FixedSizeBinary:
+    case Type.Dictionary:
+      if (n > 0 && (d.values?.length ?? 0) < n * d.stride) throw short('data')
+      break
+    case Type.Binary:
+    case Type.Utf8:
+    case Type.LargeBinary:
+    case Type.LargeUtf8: {
+      const offs = d.valueOffsets as Int32Array | BigInt64Array | undefined
+      if (n > 0) {
+        if (!offs || offs.length < n + 1) throw short('offsets')
+        if (Number(offs[n]) > (d.values?.length ?? 0)) throw short('data')
+      }
+      break
+    }
+  }
+  d.children.forEach((ch, i) => checkData(ch, `${what}.${i}`))
+}
+
+interface BatchInfo {
+  readonly block: FileBlock
+  readonly header: RecordBatchHeader
+  /** File offset of the body. */
+  readonly bodyStart: number
+  readonly layout: Cursor[] | null
+}
+
+interface DictInfo {
+  readonly index: number
+  readonly header: DictionaryBatchHeader
+  readonly bodyStart: number
+  readonly bodyLength: number
+}
+
+class ArrowIpcFile implements OpenedFile {
+  readonly schema: Schema
+  readonly numRows: number
+  readonly droppedMalformed = 0
+  private readonly decoded: Schema
+  private readonly idx: number[]
+  private readonly plan: number[]
+  private readonly starts: number[]
+  /** Loaded record batches, least recently used first. */
+  private readonly cache = new Map<number, Promise<Batch>>()
+  private readonly dictionaries = new Map<number, Promise<Vector>>()
+  private dictHeaders: Promise<DictInfo[]> | undefined
+
+  constructor(
+    private readonly fs: Fs,
+    readonly path: string,
+    private readonly arrowSchema: ArrowSchema,
+    private readonly footer: Footer,
+    private readonly dataEnd: number,
+    private readonly batches: BatchInfo[],
+    options: ReadOptions,
+  ) {
+    const { idx, fields } = sluiceFields(arrowSchema, path, options.schema ? new Set(options.schema.map((f) => f.name)) : null)
+    this.idx = idx
+    this.decoded = fields
+    this.starts = [0]
+    for (const b of batches) this.starts.push(this.starts.at(-1)! + b.header.length)
+    this.numRows = this.starts.at(-1)!
+    if (options.schema) {
+      this.plan = planProjection(path, fields, options.schema)
+      this.schema = options.schema
+    } else {
+      this.plan = fields.map((_, i) => i)
+      this.schema = fields
+    }
+  }
+
+  async read(start: number, end: number): Promise<Batch> {
+    start = Math.max(0, Math.floor(start))
+    end = Math.min(this.numRows, Math.floor(end))
+    if (end <= start) return emptyBatch(this.schema)
+    const parts: Promise<Batch>[] = []
+    for (let i = 0; i < this.batches.length; i++) {
+      const bs = this.starts[i]!
+      const be = this.starts[i + 1]!
+      if (be <= start || bs >= end || be === bs) continue
+      const s = Math.max(start, bs) - bs
+      const e = Math.min(end, be) - bs
+      parts.push(this.batch(i).then((b) => (s === 0 && e === b.numRows ? b : sliceBatch(b, s, e))))
+    }
+    return project(concatBatches(this.decoded, await Promise.all(parts)), this.schema, this.plan)
+  }
+
+  private batch(i: number): Promise<Batch> {
+    let p = this.cache.get(i)
+    if (p !== undefined) {
+      this.cache.delete(i)
+      this.cache.set(i, p)
+      return p
+    }
+    p = this.load(i).catch((e: unknown) => {
+      this.cache.delete(i)
+      throw corrupt(this.path, 'file', e)
+    })
+    this.cache.set(i, p)
+    while (this.cache.size > BATCH_CACHE) this.cache.delete(this.cache.keys().next().value!)
+    return p
+  }
+
+  /** Bytes [start, end) of the file, exactly (fewer is a truncated file), 8-byte aligned for typed-array views. */
+  private async fetch(start: number, end: number, what: string): Promise<Uint8Array> {
+    let bytes: Uint8Array
+    try {
+      bytes = await this.fs.readRange(this.path, start, end)
+    } catch (e) {
+      if (isNotFound(e)) throw new SourceError('FILE_NOT_FOUND', `${this.path}: file not found`, { cause: e })
+      throw new SourceError('READ_FAILED', `${this.path}: cannot read file: ${(e as Error)?.message ?? e}`, { cause: e, retriable: true })
+    }
+    if (bytes.length !== end - start) throw new Error(`${what} is cut short: ${bytes.length} of ${end - start} bytes at ${start}`)
+    return bytes.byteOffset % 8 === 0 ? bytes : bytes.slice()
+  }
+
+  private async load(i: number): Promise<Batch> {
+    const info = this.batches[i]!
+    const { header, layout, bodyStart } = info
+    const fields = this.arrowSchema.fields
+    const what = `record batch ${i}`
+    const dicts = new Map<number, Vector>()
+    for (const k of this.idx) for (const id of dictionaryIds(fields[k]!.type)) dicts.set(id, await this.dictionary(id))
+    const version = this.arrowSchema.metadataVersion
+    let datas: Data[]
+    if (layout === null) {
+      const body = await this.fetch(bodyStart, bodyStart + info.block.bodyLength, `the body of ${what}`)
+      for (const f of fields) for (const id of dictionaryIds(f.type)) if (!dicts.has(id)) dicts.set(id, await this.dictionary(id))
+      const all = new VectorLoader(body, header.nodes, header.buffers, dicts, version, header.variadicBufferCounts).visitMany(fields)
+      datas = this.idx.map((k) => all[k]!)
+    } else {
+      const regions = this.idx.flatMap((k) => header.buffers.slice(layout[k]!.b, layout[k + 1]!.b))
+      const runs = coalesce(regions)
+      await Promise.all(
+        runs.map(async (r) => {
+          r.bytes = await this.fetch(bodyStart + r.start, bodyStart + r.end, `the body of ${what}`)
+        }),
+      )
+      datas = this.idx.map((k) => {
+        const a = layout[k]!
+        const b = layout[k + 1]!
+        const loader = new RangeLoader(runs, header.nodes.slice(a.n, b.n), header.buffers.slice(a.b, b.b), dicts, version, header.variadicBufferCounts.slice(a.v, b.v))
+        return loader.visit(fields[k]!)
+      })
+    }
+    const columns = datas.map((d, j) => {
+      const name = this.decoded[j]!.name
+      if (d.length !== header.length) throw new Error(`${what}: column '${name}' has ${d.length} rows, the batch ${header.length}`)
+      checkData(d, `${what}: column '${name}'`)
+      return dataToColumn(d, name)
+    })
+    return { schema: this.decoded, columns, numRows: header.length }
+  }
+
+  /** The dictionary batches' metadata (read on first need). */
+  private dictionaryHeaders(): Promise<DictInfo[]> {
+    this.dictHeaders ??= (async () => {
+      const out: DictInfo[] = []
+      for (let j = 0; j < this.footer.numDictionaries; j++) {
+        const block = this.footer.getDictionaryBatch(j)
+        if (!block) throw new Error(`dictionary batch ${j} has no block in the footer`)
+        const what = `dictionary batch ${j}`
+        const msg = decodeMessage(await this.fetch(block.offset, block.offset + block.metaDataLength, `the metadata of ${what}`), what)
+        if (!msg.isDictionaryBatch()) throw new Error(`${what} is not a dictionary batch message`)
+        if (msg.header().data.compression != null) throw new Error(`${what} is compressed`)
+        const bodyStart = block.offset + block.metaDataLength
+        if (bodyStart + msg.bodyLength > this.dataEnd) throw new Error(`${what} extends past the end of the file's data (byte ${this.dataEnd})`)
+        out.push({ index: j, header: msg.header(), bodyStart, bodyLength: msg.bodyLength })
+      }
+      return out
+    })()
+    // a failed read is retried on the next need, not remembered
+    this.dictHeaders.catch(() => (this.dictHeaders = undefined))
+    return this.dictHeaders
+  }
+
+  /** Dictionary `id`: its dictionary batches in file order (deltas appended), loaded once per open file. */
+  private dictionary(id: number): Promise<Vector> {
+    let p = this.dictionaries.get(id)
+    if (p === undefined) {
+      p = (async () => {
+        const type = this.arrowSchema.dictionaries.get(id)
+        if (type === undefined) throw new Error(`no dictionary type for id ${id}`)
+        const nested = new Map<number, Vector>()
+        for (const n of dictionaryIds(type)) nested.set(n, await this.dictionary(n))
+        let vector: Vector | undefined
+        for (const d of await this.dictionaryHeaders()) {
+          if (d.header.id !== id) continue
+          const what = `dictionary batch ${d.index}`
+          const body = await this.fetch(d.bodyStart, d.bodyStart + d.bodyLength, `the body of ${what}`)
+          const h = d.header.data
+          const data = new VectorLoader(body, h.nodes, h.buffers, nested, this.arrowSchema.metadataVersion, h.variadicBufferCounts).visitMany([type])
+          for (const x of data) checkData(x, what)
+          vector = vector && d.header.isDelta ? vector.concat(new Vector(data)) : new Vector(data)
+        }
+        if (vector === undefined) throw new Error(`no dictionary batch for dictionary id ${id}`)
+        return vector
+      })()
+      this.dictionaries.set(id, p)
+      p.catch(() => this.dictionaries.delete(id))
+    }
+    return p
+  }
+}
+
+/** Bytes [start, end) read through `fs`, with "not found" as FILE_NOT_FOUND. */
+async function readAt(fs: Fs, path: string, start: number, end: number): Promise<Uint8Array> {
+  try {
+    return await fs.readRange(path, start, end)
+  } catch (e) {
+    if (isNotFound(e)) throw new SourceError('FILE_NOT_FOUND', `${path}: file not found`, { cause: e })
+    throw new SourceError('READ_FAILED', `${path}: cannot read file: ${(e as Error)?.message ?? e}`, { cause: e, retriable: true })
+  }
+}
+
+async function openArrow(fs: Fs, path: string, options: ReadOptions): Promise<OpenedFile> {
+  const st = await fs.stat(path)
+  if (!st || st.isDirectory) throw new SourceError('FILE_NOT_FOUND', `${path}: file not found`)
+  const size = st.size
+  const tail = await readAt(fs, path, Math.max(0, size - TAIL_FETCH), size)
+  const head = size <= tail.length ? tail.subarray(0, 8) : await readAt(fs, path, 0, Math.min(size, 8))
+  const kind = sniffHead(head, size, () => tail.subarray(Math.max(0, tail.length - 6)))
+  if (typeof kind !== 'string') throw badKind(path, kind.bad)
+  if (kind === 'stream') return arrowFromBytes(await readWhole(fs, path), path, options)
+
+  let footer: Footer
+  let dataEnd: number
+  const batches: BatchInfo[] = []
+  try {
+    const at = size - tail.length
+    const fr = footerRange(tail, size)
+    dataEnd = fr.start
+    footer = decodeFooter(fr.start >= at ? tail.subarray(fr.start - at, fr.end - at) : await readAt(fs, path, fr.start, fr.end))
+    const past = (what: string, block: FileBlock): Error | null => {
+      const end = block.offset + block.metaDataLength + block.bodyLength
+      if (block.offset < 8 || block.metaDataLength <= 0 || block.bodyLength < 0) return new Error(`${what} has an invalid block (offset ${block.offset}, metadata ${block.metaDataLength} bytes)`)
+      if (end > dataEnd) return new Error(`${what} (bytes ${block.offset}–${end}) extends past the end of the file's data (byte ${dataEnd} of ${size}): the file is truncated or its footer is corrupt`)
+      return null
+    }
+    const blocks: FileBlock[] = []
+    for (let i = 0; i < footer.numRecordBatches; i++) {
+      const b = footer.getRecordBatch(i)
+      if (!b) throw new Error(`record batch ${i} has no block in the footer`)
+      const bad = past(`record batch ${i}`, b)
+      if (bad) throw bad
+      blocks.push(b)
+    }
+    for (let j = 0; j < footer.numDictionaries; j++) {
+      const b = footer.getDictionaryBatch(j)
+      if (!b) throw new Error(`dictionary batch ${j} has no block in the footer`)
+      const bad = past(`dictionary batch ${j}`, b)
+      if (bad) throw bad
+    }
+    // each record batch's metadata (row count, buffer offsets); bodies are read on demand
+    let compressed = false
+    for (let i = 0; i < blocks.length; i += OPEN_CONCURRENCY) {
+      const part = await Promise.all(
+        blocks.slice(i, i + OPEN_CONCURRENCY).map(async (block, k): Promise<BatchInfo> => {
+          const what = `record batch ${i + k}`
+          const meta = await readAt(fs, path, block.offset, block.offset + block.metaDataLength)
+          if (meta.length !== block.metaDataLength) throw new Error(`the metadata of ${what} is cut short`)
+          const msg = decodeMessage(meta, what)
+          if (!msg.isRecordBatch()) throw new Error(`${what} is not a record batch message`)
+          const header = msg.header()
+          const bodyStart = block.offset + block.metaDataLength
+          if (msg.bodyLength > block.bodyLength) throw new Error(`${what}: its message has a ${msg.bodyLength}-byte body, its block ${block.bodyLength}`)
+          for (const r of header.buffers) {
+            if (r.offset < 0 || r.length < 0 || r.offset + r.length > msg.bodyLength) throw new Error(`${what}: a buffer (offset ${r.offset}, ${r.length} bytes) extends past its ${msg.bodyLength}-byte body`)
+          }
+          if (header.compression != null) compressed = true
+          return { block, header, bodyStart, layout: columnLayout(footer.schema, header) }
+        }),
+      )
+      batches.push(...part)
+    }
+    if (compressed) return arrowFromBytes(await readWhole(fs, path), path, options)
+  } catch (e) {
+    throw corrupt(path, 'file', e)
+  }
+  return new ArrowIpcFile(fs, path, footer.schema, footer, dataEnd, batches, options)
+}
+
+/** The schema of an IPC file (from its footer) or stream (from its first message), reading only those bytes. */
+function arrowInferSchema(file: SyncFile, options: ReadOptions): Schema {
+  if (options.schema) return options.schema
+  const { path, size } = file
+  const head = file.readRange(0, Math.min(size, 8))
+  // a file: its tail holds the trailing magic and (usually) the whole footer
+  const tail = hasMagicAt(head, 0) ? file.readRange(Math.max(0, size - TAIL_FETCH), size) : EMPTY
+  const kind = sniffHead(head, size, () => tail.subarray(Math.max(0, tail.length - 6)))
+  if (typeof kind !== 'string') throw badKind(path, kind.bad)
+  let arrowSchema: ArrowSchema
+  try {
+    if (kind === 'file') {
+      const at = size - tail.length
+      const fr = footerRange(tail, size)
+      arrowSchema = decodeFooter(fr.start >= at ? tail.subarray(fr.start - at, fr.end - at) : file.readRange(fr.start, fr.end)).schema
+    } else {
+      const len = view(head).getInt32(4, true)
+      if (len <= 0 || 8 + len > size) throw new Error(`first message length ${len} does not fit in the stream (${size} bytes)`)
+      const msg = decodeMessage(file.readRange(0, 8 + len), 'the first message')
+      if (!msg.isSchema()) throw new Error('the first message is not a schema')
+      arrowSchema = msg.header()
+    }
+  } catch (e) {
+    throw corrupt(path, kind, e)
+  }
+  return sluiceFields(arrowSchema, path, null).fields
 }
 
 export const arrowFormat: FileFormat = {

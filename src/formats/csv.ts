@@ -21,7 +21,7 @@ import { parse } from 'csv-parse/sync'
 import { isValid, type Batch, type Column, type DataType, type Field, type Schema } from '../batch.ts'
 import { OptionError, SinkError, SourceError } from '../errors.ts'
 import type { Fs } from '../fs.ts'
-import type { FileFormat, OpenedFile, ReadOptions } from './format.ts'
+import type { FileFormat, OpenedFile, ReadOptions, SyncFile } from './format.ts'
 import { mergeInferred } from './json.ts'
 import { boolOption, ColumnBuilder, decodeText, formatTimestamp, millisToMicros, parseMode, parseTimestamp, readWhole, type CellValue } from './values.ts'
 
@@ -289,9 +289,9 @@ async function openCsv(fs: Fs, path: string, options: ReadOptions): Promise<Open
   return csvFromBytes(await readWhole(fs, path), path, options)
 }
 
-function csvInferSchema(bytes: Uint8Array, path: string, options: ReadOptions): Schema {
+function csvInferSchema(file: SyncFile, options: ReadOptions): Schema {
   if (options.schema) return options.schema
-  return csvFromBytes(bytes, path, options).schema
+  return csvFromBytes(file.readRange(0, file.size), file.path, options).schema
 }
 
 function csvFromBytes(bytes: Uint8Array, path: string, options: ReadOptions): CsvFile {

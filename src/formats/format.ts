@@ -10,12 +10,13 @@
  * `SourceError('UNSUPPORTED_TYPE')` (reading) or `SinkError('UNSUPPORTED_TYPE')` (writing).
  */
 import type { Batch, Schema } from '../batch.ts'
-import { OptionError } from '../errors.ts'
+import { OptionError, SourceError } from '../errors.ts'
 import type { Fs } from '../fs.ts'
 import { arrowFormat } from './arrow.ts'
 import { csvFormat } from './csv.ts'
 import { jsonFormat } from './json.ts'
 import { parquetFormat } from './parquet.ts'
+import { isNotFound } from './values.ts'
 
 export interface ReadOptions {
   /** The schema to read with (columns matched by name); inferred from the file when absent. */
@@ -41,15 +42,61 @@ export interface OpenedFile {
   readonly droppedMalformed: number
 }
 
+/** A file read synchronously by byte ranges (see {@link FileFormat.inferSchema}, {@link syncFile}). */
+export interface SyncFile {
+  readonly path: string
+  /** Size in bytes. */
+  readonly size: number
+  /** Bytes `[start, end)`, clamped to the file (fewer bytes than asked past its end). */
+  readRange(start: number, end: number): Uint8Array
+}
+
+/** A {@link SyncFile} over `fs` (`size` from `statSync` when not given); a missing file is FILE_NOT_FOUND. */
+export function syncFile(fs: Fs, path: string, size?: number): SyncFile {
+  const wrap = (e: unknown): never => {
+    if (isNotFound(e)) throw new SourceError('FILE_NOT_FOUND', `${path}: file not found`, { cause: e })
+    throw new SourceError('READ_FAILED', `${path}: cannot read file: ${(e as Error)?.message ?? e}`, { cause: e, retriable: true })
+  }
+  if (size === undefined) {
+    let st
+    try {
+      st = fs.statSync(path)
+    } catch (e) {
+      wrap(e)
+    }
+    if (!st || st.isDirectory) throw new SourceError('FILE_NOT_FOUND', `${path}: file not found`)
+    size = st.size
+  }
+  return {
+    path,
+    size,
+    readRange(start, end) {
+      try {
+        return fs.readRangeSync(path, start, end)
+      } catch (e) {
+        return wrap(e)
+      }
+    },
+  }
+}
+
+/** A {@link SyncFile} over bytes in memory. */
+export function bytesFile(path: string, bytes: Uint8Array): SyncFile {
+  return { path, size: bytes.length, readRange: (start, end) => bytes.subarray(Math.max(0, start), Math.max(0, end)) }
+}
+
 export interface FileFormat {
   readonly name: 'parquet' | 'arrow' | 'json' | 'csv'
   open(fs: Fs, path: string, options: ReadOptions): Promise<OpenedFile>
   /**
-   * The schema `open` would give for a file holding `bytes`, synchronously (for resolving a file
-   * source's schema when a DataFrame is built). `options.schema` is returned as is when given.
-   * Throws the same SourceErrors as `open` (CORRUPT_FILE naming `path`, UNSUPPORTED_TYPE).
+   * The schema `open` would give for `file`, synchronously (for resolving a file source's schema
+   * when a DataFrame is built), reading only what it needs through `file.readRange`: Parquet its
+   * footer, Arrow its footer (IPC file) or first message (IPC stream); JSON and CSV the whole file.
+   * `options.schema` is returned as is when given. Throws the same SourceErrors as `open`
+   * (CORRUPT_FILE naming the path, UNSUPPORTED_TYPE); a file whose data is damaged past its schema
+   * is only found out by `open` / `read`.
    */
-  inferSchema(bytes: Uint8Array, path: string, options: ReadOptions): Schema
+  inferSchema(file: SyncFile, options: ReadOptions): Schema
   encode(batch: Batch[], schema: Schema): Uint8Array
   /** File extension, with the dot (`.parquet`). */
   readonly extension: string

@@ -29,7 +29,7 @@
 import { isValid, type Batch, type Column, type DataType, type Field, type Schema } from '../batch.ts'
 import { OptionError, SinkError, SourceError } from '../errors.ts'
 import type { Fs } from '../fs.ts'
-import type { FileFormat, OpenedFile, ReadOptions } from './format.ts'
+import type { FileFormat, OpenedFile, ReadOptions, SyncFile } from './format.ts'
 import { boolOption, ColumnBuilder, decodeText, formatTimestamp, millisToMicros, parseMode, parseTimestamp, readWhole, type CellValue } from './values.ts'
 
 const INFER_SAMPLE = 1000
@@ -428,9 +428,9 @@ async function openJson(fs: Fs, path: string, options: ReadOptions): Promise<Ope
   return new JsonFile(path, jsonRecordsOf(await readWhole(fs, path), path, options), options)
 }
 
-function jsonInferSchema(bytes: Uint8Array, path: string, options: ReadOptions): Schema {
+function jsonInferSchema(file: SyncFile, options: ReadOptions): Schema {
   if (options.schema) return options.schema
-  return new JsonFile(path, jsonRecordsOf(bytes, path, options), options).schema
+  return new JsonFile(file.path, jsonRecordsOf(file.readRange(0, file.size), file.path, options), options).schema
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ import {
 } from '../batch.ts'
 import { SinkError, SourceError } from '../errors.ts'
 import type { Fs } from '../fs.ts'
-import type { FileFormat, OpenedFile, ReadOptions } from './format.ts'
+import type { FileFormat, OpenedFile, ReadOptions, SyncFile } from './format.ts'
 import { isNotFound, planProjection, project } from './values.ts'
 
 /** Decoded row groups kept per open file. */
@@ -460,13 +460,28 @@ async function openParquet(fs: Fs, path: string, options: ReadOptions): Promise<
   return new ParquetFile(path, file, metadata, options)
 }
 
-function parquetInferSchema(bytes: Uint8Array, path: string, options: ReadOptions): Schema {
+/** Bytes fetched from the end of the file first when inferring a schema (as `open`'s initial fetch). */
+const FOOTER_FETCH = 1 << 16
+
+/** Reads the footer only: the last 8 bytes give the metadata length, then the metadata (usually in the same fetch). */
+function parquetInferSchema(file: SyncFile, options: ReadOptions): Schema {
   if (options.schema) return options.schema
+  const { path, size } = file
   let metadata: FileMetaData
   try {
-    if (bytes.length < 12 || String.fromCharCode(...bytes.subarray(0, 4)) !== 'PAR1') throw new Error('parquet file invalid (header != PAR1)')
-    metadata = parquetMetadata(bytes)
+    if (size < 12) throw new Error(`file too small for parquet (${size} bytes)`)
+    if (String.fromCharCode(...file.readRange(0, 4)) !== 'PAR1') throw new Error('parquet file invalid (header != PAR1)')
+    let tail = file.readRange(Math.max(0, size - FOOTER_FETCH), size)
+    const at = size - tail.length
+    if (tail.length < 8) throw new Error('parquet file is truncated')
+    const view = new DataView(tail.buffer, tail.byteOffset, tail.byteLength)
+    if (view.getUint32(tail.length - 4, true) !== 0x31524150) throw new Error('parquet file invalid (footer != PAR1)')
+    const metadataLength = view.getUint32(tail.length - 8, true)
+    if (metadataLength + 8 > size - 4) throw new Error(`parquet metadata length ${metadataLength} exceeds the file (${size} bytes)`)
+    if (size - 8 - metadataLength < at) tail = file.readRange(size - 8 - metadataLength, size)
+    metadata = parquetMetadata(tail)
   } catch (e) {
+    if (e instanceof SourceError) throw e
     throw new SourceError('CORRUPT_FILE', `${path}: not a valid parquet file: ${(e as Error)?.message ?? e}`, { cause: e })
   }
   return parquetFileSchema(metadata, path)

@@ -3,7 +3,7 @@
  * against the process's working directory).
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { joinPath, type FileInfo, type Fs } from '../fs.ts'
@@ -89,6 +89,25 @@ export class NodeFs implements Fs {
   readSync(path: string): Uint8Array {
     const b = readFileSync(path)
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+  }
+
+  readRangeSync(path: string, start: number, end: number): Uint8Array {
+    const fd = openSync(path, 'r')
+    try {
+      const size = fstatSync(fd).size
+      const s = Math.max(0, Math.min(start, size))
+      const e = Math.max(s, Math.min(end, size))
+      const out = new Uint8Array(e - s)
+      let done = 0
+      while (done < out.length) {
+        const n = readSync(fd, out, done, out.length - done, s + done)
+        if (n === 0) break
+        done += n
+      }
+      return done === out.length ? out : out.subarray(0, done)
+    } finally {
+      closeSync(fd)
+    }
   }
 
   async stat(path: string): Promise<(FileInfo & { isDirectory: boolean }) | null> {

@@ -112,7 +112,7 @@ export class FileSourceProvider implements SourceProvider {
       const fresh = (listDataFilesSync(this.fs, this.path, this.options.pathGlobFilter) ?? []).filter((f) => !seen.has(f.path))
       if (fresh.length === 0) return
       for (const info of fresh) {
-        // opened to count rows (parquet: the footer); only one is kept, so a large backlog is not held in memory
+        // opened to count rows (parquet, arrow IPC files: the footer and batch metadata; json, csv: the whole file); only one is kept, so a large backlog is not held in memory
         try {
           const f = await this.format.open(this.fs, info.path, readOptions)
           log.push({ path: info.path, numRows: f.numRows, size: info.size, mtimeMs: info.mtimeMs })

@@ -1,11 +1,38 @@
 import { readFileSync } from 'node:fs'
-import { Field as ArrowField, Int32, List, Table, tableToIPC, vectorFromArray } from 'apache-arrow'
+import {
+  DenseUnion,
+  Dictionary,
+  DurationMillisecond,
+  Field as ArrowField,
+  FixedSizeBinary,
+  FixedSizeList,
+  Int16,
+  Int32,
+  Int8,
+  IntervalYearMonth,
+  LargeUtf8,
+  List,
+  makeData,
+  Map_,
+  Null,
+  RecordBatch,
+  Schema as ArrowSchema,
+  Struct,
+  Table,
+  tableToIPC,
+  TimeMillisecond,
+  Utf8,
+  Utf8View,
+  Vector,
+  vectorFromArray,
+} from 'apache-arrow'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { batchesToIPC } from '../../src/arrow.ts'
-import { sliceBatch, type Schema } from '../../src/batch.ts'
+import { sliceBatch, type Batch, type Schema } from '../../src/batch.ts'
 import { SourceError } from '../../src/errors.ts'
 import { arrowFormat } from '../../src/formats/arrow.ts'
+import { bytesFile, type SyncFile } from '../../src/formats/format.ts'
 import { MemoryFs } from '../../src/fs.ts'
 import { NodeFs } from '../../src/node/fs.ts'
 import { batchOf, rowsOf, tableArb, ts, type Cell } from './_helpers.ts'
@@ -25,7 +52,8 @@ const rows: Cell[][] = [
 ]
 
 async function open(bytes: Uint8Array, options = {}) {
-  const fs = new MemoryFs()
+  // IPC files (ARROW1 magic) must be read by ranges only; streams are read whole
+  const fs = bytes[0] === 0x41 ? new CountingFs() : new MemoryFs()
   fs.put('/d/x.arrow', bytes)
   return arrowFormat.open(fs, '/d/x.arrow', options)
 }
@@ -89,8 +117,8 @@ describe('arrow format', () => {
     expect((err as SourceError).message).toContain("'l'")
     const f = await open(bytes, {
       schema: [
-        { name: 'a', type: 'int64', nullable: true },
-        { name: 'zz', type: 'string', nullable: true },
+      { name: 'a', type: 'int64', nullable: true },
+      { name: 'zz', type: 'string', nullable: true },
       ],
     })
     expect(rowsOf(await f.read(0, 3))).toEqual([
@@ -115,11 +143,276 @@ describe('arrow format', () => {
   it('round-trips arbitrary batches (fast-check)', async () => {
     await fc.assert(
       fc.asyncProperty(tableArb(['boolean', 'int32', 'int64', 'float64', 'timestamp', 'string', 'binary', 'window']), async ({ schema: s, rows: r }) => {
-        const f = await open(arrowFormat.encode([batchOf(s, r)], s))
-        expect(f.schema).toEqual(s)
-        expect(rowsOf(await f.read(0, r.length))).toEqual(r)
+      const f = await open(arrowFormat.encode([batchOf(s, r)], s))
+      expect(f.schema).toEqual(s)
+      expect(rowsOf(await f.read(0, r.length))).toEqual(r)
       }),
       { numRuns: 100 },
     )
   })
 })
+
+/** A MemoryFs that counts the bytes returned by range reads and forbids whole-file reads. */
+class CountingFs extends MemoryFs {
+  bytes = 0
+  calls = 0
+  override async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
+    const u = await super.readRange(path, start, end)
+    this.bytes += u.length
+    this.calls++
+    return u
+  }
+  override async read(path: string): Promise<Uint8Array> {
+    throw new Error(`unexpected whole-file read of ${path}`)
+  }
+  reset(): void {
+    this.bytes = 0
+    this.calls = 0
+  }
+}
+
+/** A SyncFile over bytes that counts the bytes it returns. */
+function countingFile(path: string, bytes: Uint8Array): SyncFile & { read: number } {
+  const f = {
+    path,
+    size: bytes.length,
+    read: 0,
+    readRange(a: number, b: number) {
+      const u = bytes.subarray(Math.max(0, a), Math.max(0, b))
+      f.read += u.length
+      return u
+    },
+  }
+  return f
+}
+
+async function sourceError(p: Promise<unknown> | (() => unknown)): Promise<SourceError> {
+  let err: unknown
+  try {
+    await (typeof p === 'function' ? p() : p)
+  } catch (e) {
+    err = e
+  }
+  expect(err, 'expected a SourceError').toBeInstanceOf(SourceError)
+  return err as SourceError
+}
+
+/** Rows [0, n) in record batches cut at `cuts`. */
+function cutInto(b: Batch, cuts: number[]): Batch[] {
+  const at = [...new Set([0, ...cuts.filter((c) => c > 0 && c < b.numRows), b.numRows])].sort((x, y) => x - y)
+  const out: Batch[] = []
+  for (let i = 0; i + 1 < at.length; i++) out.push(sliceBatch(b, at[i]!, at[i + 1]!))
+  return out.length > 0 ? out : [b]
+}
+
+describe('arrow IPC files: range reads', () => {
+  const wide: Schema = [
+    { name: 'a', type: 'int64', nullable: true },
+    { name: 'b', type: 'float64', nullable: true },
+    { name: 'c', type: 'timestamp', nullable: true },
+    { name: 'd', type: 'int64', nullable: true },
+    { name: 'e', type: 'string', nullable: true },
+  ]
+  const N = 100_000
+  const wideRows: Cell[][] = Array.from({ length: N }, (_, i) => [BigInt(i), i / 2, BigInt(i) * 1000n, i % 7 === 0 ? null : BigInt(-i), `s${i % 5000}`])
+  const wideBytes = batchesToIPC(wide, cutInto(batchOf(wide, wideRows), [30_000, 60_000, 90_000]), 'file')
+
+  it('reads a multi-record-batch file through arbitrary ranges like the whole-file read (fast-check)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+      tableArb(['boolean', 'int32', 'int64', 'float64', 'timestamp', 'string', 'binary', 'window'], { maxRows: 40 }),
+      fc.array(fc.nat(40), { maxLength: 5 }),
+      fc.array(fc.tuple(fc.nat(45), fc.nat(45)), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
+      async ({ schema: s, rows: r }, cuts, ranges, keep) => {
+        const parts = cutInto(batchOf(s, r), cuts)
+        const fs = new CountingFs()
+        fs.put('/d/x.arrow', batchesToIPC(s, parts, 'file'))
+        const f = await arrowFormat.open(fs, '/d/x.arrow', {})
+        // the same batches as an IPC stream, read whole
+        const viaStream = await open(batchesToIPC(s, parts, 'stream'))
+        expect(f.schema).toEqual(s)
+        expect(f.numRows).toBe(r.length)
+        // a projection: some columns, in reverse order
+        const sub = s.filter((_, i) => keep[i % keep.length]).reverse()
+        const g = await arrowFormat.open(fs, '/d/x.arrow', { schema: sub })
+        const cols = sub.map((x) => s.findIndex((y) => y.name === x.name))
+        for (const [a, b] of ranges) {
+          const lo = Math.min(a, b)
+          const hi = Math.max(a, b)
+          const want = r.slice(lo, hi)
+          expect(rowsOf(await f.read(lo, hi))).toEqual(want)
+          expect(rowsOf(await f.read(lo, hi))).toEqual(rowsOf(await viaStream.read(lo, hi)))
+          expect(rowsOf(await g.read(lo, hi))).toEqual(want.map((row) => cols.map((c) => row[c]!)))
+        }
+      },
+      ),
+      { numRuns: 60 },
+    )
+  })
+
+  it('reads only the byte ranges of the columns it needs (1 of 5 columns: well under the file size)', async () => {
+    const fs = new CountingFs()
+    fs.put('/d/w.arrow', wideBytes)
+    const f = await arrowFormat.open(fs, '/d/w.arrow', { schema: [wide[3]!] })
+    expect(f.numRows).toBe(N)
+    // at open: the tail (footer) and each record batch's metadata, no body
+    expect(fs.bytes).toBeLessThan(70_000)
+    fs.reset()
+    const got: Cell[][] = []
+    for (let a = 0; a < N; a += 25_000) got.push(...rowsOf(await f.read(a, a + 25_000)))
+    expect(got).toEqual(wideRows.map((r) => [r[3]!]))
+    // column d: 8 bytes a row plus its validity bitmap; the file holds 5 columns and a 5000-entry dictionary
+    expect(fs.bytes).toBeGreaterThanOrEqual(N * 8)
+    expect(fs.bytes).toBeLessThan(N * 8 + N / 8 + 4 * 4096)
+    expect(fs.bytes).toBeLessThan(wideBytes.length * 0.25)
+    // one read per record batch: validity and values are adjacent; each batch is fetched once over consecutive reads
+    expect(fs.calls).toBe(4)
+  })
+
+  it('reads the dictionary of a needed string column once, and no dictionary for other columns', async () => {
+    const fs = new CountingFs()
+    fs.put('/d/w.arrow', wideBytes)
+    const f = await arrowFormat.open(fs, '/d/w.arrow', { schema: [wide[4]!, wide[0]!] })
+    fs.reset()
+    const got = rowsOf(await f.read(0, N))
+    expect(got).toEqual(wideRows.map((r) => [r[4]!, r[0]!]))
+    // 4 record batches (codes and int64 are not adjacent: two runs each) + the dictionary's metadata and body
+    expect(fs.calls).toBeLessThanOrEqual(4 * 2 + 2)
+    expect(fs.bytes).toBeLessThan(N * 12 + 5000 * 16 + 16 * 4096)
+    // the same decoded dictionary is shared by every record batch
+    const b1 = await f.read(0, 10)
+    const b2 = await f.read(N - 10, N)
+    expect(b1.columns[0]!.dictionary).toBe(b2.columns[0]!.dictionary)
+  })
+
+  it('reads delta dictionary batches (apache-arrow writes them for a growing dictionary)', async () => {
+    const dt = new Dictionary(new Utf8(), new Int32(), 7)
+    const d1 = vectorFromArray(['a', 'b'], new Utf8())
+    const d2 = d1.concat(vectorFromArray(['c'], new Utf8()))
+    const b1 = makeData({ type: dt, length: 3, nullCount: 0, data: Int32Array.from([0, 1, 0]), dictionary: d1 })
+    const b2 = makeData({ type: dt, length: 3, nullCount: 0, data: Int32Array.from([2, 1, 2]), dictionary: d2 })
+    const s = new ArrowSchema([new ArrowField('s', dt, true)])
+    const t = new Table([b1, b2].map((d) => new RecordBatch(s, makeData({ type: new Struct(s.fields), length: 3, nullCount: 0, children: [d] }))))
+    const bytes = tableToIPC(t, 'file')
+    const f = await open(bytes)
+    expect(rowsOf(await f.read(0, 6))).toEqual([['a'], ['b'], ['a'], ['c'], ['b'], ['c']])
+    expect(rowsOf(await f.read(3, 5))).toEqual([['c'], ['b']])
+  })
+
+  it('skips unneeded columns of types Sluice cannot read, reading none of their bytes', async () => {
+    const n = 20_000
+    const ints = Array.from({ length: 2 * n }, (_, i) => i)
+    const union = makeData({
+      type: new DenseUnion([0, 1], [new ArrowField('i', new Int32(), true), new ArrowField('s', new Utf8(), true)]),
+      length: 2 * n,
+      nullCount: 0,
+      typeIds: Int8Array.from(ints, (i) => i % 2),
+      valueOffsets: Int32Array.from(ints, (i) => i >> 1),
+      children: [vectorFromArray(ints.slice(0, n), new Int32()).data[0]!, vectorFromArray(ints.slice(0, n).map(String), new Utf8()).data[0]!],
+    })
+    const t = new Table({
+      list: vectorFromArray(ints.map((i) => [i, i]), new List(new ArrowField('item', new Int32(), true))),
+      a: vectorFromArray(ints, new Int32()),
+      nul: vectorFromArray(ints.map(() => null), new Null()),
+      struct: vectorFromArray(ints.map((i) => ({ x: i, y: `y${i}` })), new Struct([new ArrowField('x', new Int32(), true), new ArrowField('y', new Utf8(), true)])),
+      fsl: vectorFromArray(ints.map((i) => [i, -i]), new FixedSizeList(2, new ArrowField('item', new Int16(), true))),
+      map: vectorFromArray(ints.map((i) => new Map([[`k${i % 3}`, i]])), new Map_(new ArrowField('entries', new Struct([new ArrowField('key', new Utf8(), false), new ArrowField('value', new Int32(), true)]), false) as never)),
+      dur: vectorFromArray(ints.map((i) => BigInt(i)), new DurationMillisecond()),
+      time: vectorFromArray(ints, new TimeMillisecond()),
+      dictint: vectorFromArray(ints.map((i) => i % 4), new Dictionary(new Int32(), new Int8())),
+      view: vectorFromArray(ints.map((i) => `view-string-long-enough-${i}`), new Utf8View()),
+      union: new Vector([union]),
+      interval: vectorFromArray(ints.map(() => [1, 2]) as never, new IntervalYearMonth()),
+      fsb: vectorFromArray(ints.map((i) => Uint8Array.of(i & 255, 1)), new FixedSizeBinary(2)),
+      large: vectorFromArray(ints.map((i) => `L${i}`), new LargeUtf8()),
+      z: vectorFromArray(ints.map((i) => `z${i % 10}`)),
+    })
+    expect(t.batches.length).toBe(1)
+    // two record batches of n rows
+    const bytes = tableToIPC(new Table([t.batches[0]!.slice(0, n), t.batches[0]!.slice(n, 2 * n)]), 'file')
+    const fs = new CountingFs()
+    fs.put('/d/x.arrow', bytes)
+    const err = await sourceError(arrowFormat.open(fs, '/d/x.arrow', {}))
+    expect(err.code).toBe('UNSUPPORTED_TYPE')
+    expect(err.message).toContain("'list'")
+    expect((await sourceError(() => arrowFormat.inferSchema(bytesFile('/d/x.arrow', bytes), {}))).code).toBe('UNSUPPORTED_TYPE')
+    const want: Schema = [
+      { name: 'z', type: 'string', nullable: true },
+      { name: 'a', type: 'int64', nullable: true },
+      { name: 'large', type: 'string', nullable: true },
+    ]
+    fs.reset()
+    const f = await arrowFormat.open(fs, '/d/x.arrow', { schema: want })
+    expect(f.numRows).toBe(2 * n)
+    const rows = rowsOf(await f.read(n - 2, n + 2))
+    expect(rows).toEqual([
+      ['z8', BigInt(n - 2), `L${n - 2}`],
+      ['z9', BigInt(n - 1), `L${n - 1}`],
+      ['z0', BigInt(n), `L${n}`],
+      ['z1', BigInt(n + 1), `L${n + 1}`],
+    ])
+    // the layout of every unneeded column was skipped over, not loaded (a whole-batch fallback would read ~all of it)
+    expect(fs.bytes).toBeLessThan(bytes.length * 0.25)
+  })
+
+  it('a block past the end of the file is CORRUPT_FILE at open, a body cut short is CORRUPT_FILE at read', async () => {
+    const bytes = wideBytes
+    const flen = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getInt32(bytes.length - 10, true)
+    const dataEnd = bytes.length - 10 - flen
+    // the last record batch's body loses its last 64 bytes; the footer still lists it whole
+    const cut = new Uint8Array(bytes.length - 64)
+    cut.set(bytes.subarray(0, dataEnd - 64))
+    cut.set(bytes.subarray(dataEnd), dataEnd - 64)
+    const fs = new CountingFs()
+    fs.put('/d/cut.arrow', cut)
+    const err = await sourceError(arrowFormat.open(fs, '/d/cut.arrow', {}))
+    expect(err.code).toBe('CORRUPT_FILE')
+    expect(err.message).toContain('/d/cut.arrow')
+    expect(err.message).toMatch(/record batch 3 .*extends past the end/)
+    // a footer length pointing before the file's start
+    const badLen = bytes.slice()
+    new DataView(badLen.buffer).setInt32(badLen.length - 10, bytes.length, true)
+    fs.put('/d/len.arrow', badLen)
+    expect((await sourceError(arrowFormat.open(fs, '/d/len.arrow', {}))).message).toMatch(/\/d\/len\.arrow.*footer length/)
+    expect((await sourceError(() => arrowFormat.inferSchema(bytesFile('/d/len.arrow', badLen), {}))).code).toBe('CORRUPT_FILE')
+    // the file shrinks after open: the body read comes back short
+    fs.put('/d/w.arrow', bytes)
+    const f = await arrowFormat.open(fs, '/d/w.arrow', {})
+    fs.put('/d/w.arrow', bytes.subarray(0, 200_000))
+    const short = await sourceError(f.read(0, 10))
+    expect(short.code).toBe('CORRUPT_FILE')
+    expect(short.message).toMatch(/\/d\/w\.arrow.*cut short/)
+    // and a later read after the file is whole again succeeds (a failed load is not cached)
+    fs.put('/d/w.arrow', bytes)
+    expect(rowsOf(await f.read(0, 2))).toEqual(wideRows.slice(0, 2))
+  })
+
+  it('inferSchema reads only the footer of a file and the first message of a stream', () => {
+    const file = countingFile('/d/w.arrow', wideBytes)
+    expect(arrowFormat.inferSchema(file, {})).toEqual(wide)
+    expect(file.read).toBeLessThan(70_000)
+    const streamBytes = batchesToIPC(wide, cutInto(batchOf(wide, wideRows), [50_000]), 'stream')
+    const stream = countingFile('/d/w.arrows', streamBytes)
+    expect(arrowFormat.inferSchema(stream, {})).toEqual(wide)
+    expect(stream.read).toBeLessThan(1000)
+    // truncated (no trailing magic), not Arrow at all, a cut stream
+    expect(corruptMessage(() => arrowFormat.inferSchema(bytesFile('/d/t.arrow', wideBytes.subarray(0, wideBytes.length - 10)), {}))).toMatch(/\/d\/t\.arrow.*truncated/)
+    expect(corruptMessage(() => arrowFormat.inferSchema(bytesFile('/d/j.arrow', new TextEncoder().encode('{"id": 1}\n')), {}))).toMatch(/\/d\/j\.arrow.*magic/)
+    expect(corruptMessage(() => arrowFormat.inferSchema(bytesFile('/d/s.arrows', streamBytes.subarray(0, 12)), {}))).toMatch(/\/d\/s\.arrows/)
+    const pq = readFileSync(new URL('../../node_modules/vega-datasets/data/flights-3m.parquet', import.meta.url)).subarray(0, 4096)
+    expect(corruptMessage(() => arrowFormat.inferSchema(bytesFile('/d/p.arrow', new Uint8Array(pq)), {}))).toMatch(/magic/)
+  })
+})
+
+/** The message of the CORRUPT_FILE SourceError `fn` throws. */
+function corruptMessage(fn: () => unknown): string {
+  try {
+    fn()
+  } catch (e) {
+    expect(e).toBeInstanceOf(SourceError)
+    expect((e as SourceError).code).toBe('CORRUPT_FILE')
+    return (e as SourceError).message
+  }
+  throw new Error('expected a CORRUPT_FILE SourceError')
+}

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { Schema } from '../../src/batch.ts'
 import { OptionError } from '../../src/errors.ts'
-import { fileFormat } from '../../src/formats/format.ts'
+import { fileFormat, syncFile } from '../../src/formats/format.ts'
 import { formatTimestamp, parseTimestamp } from '../../src/formats/values.ts'
 import { MemoryFs } from '../../src/fs.ts'
 import { batchOf, rowsOf, ts } from './_helpers.ts'
@@ -49,10 +49,27 @@ describe('fileFormat', () => {
       const options = name === 'csv' ? { header: true, inferSchema: true } : {}
       const opened = await f.open(fs, path, { ...options, schema })
       expect(rowsOf(await opened.read(0, 3)), name).toEqual(rows)
-      const inferred = f.inferSchema(fs.readSync(path), path, options)
+      const inferred = f.inferSchema(syncFile(fs, path), options)
       expect(inferred.map((x) => x.name), name).toEqual(['origin', 'delay', 'at'])
       expect(inferred[1]!.type, name).toBe('int64')
     }
+  })
+})
+
+describe('syncFile', () => {
+  it('reads clamped byte ranges synchronously; a missing file is FILE_NOT_FOUND', async () => {
+    const fs = new MemoryFs()
+    fs.put('/a/b.bin', '0123456789')
+    const f = syncFile(fs, '/a/b.bin')
+    expect(f.size).toBe(10)
+    const text = (u: Uint8Array) => new TextDecoder().decode(u)
+    expect(text(f.readRange(2, 5))).toBe('234')
+    expect(text(f.readRange(8, 100))).toBe('89')
+    expect(text(f.readRange(-3, 2))).toBe('01')
+    expect(f.readRange(20, 30).length).toBe(0)
+    expect(text(fs.readRangeSync('/a/b.bin', 2, 5))).toBe(text(await fs.readRange('/a/b.bin', 2, 5)))
+    expect(() => syncFile(fs, '/a/missing')).toThrow(expect.objectContaining({ code: 'FILE_NOT_FOUND' }))
+    expect(() => syncFile(fs, '/a/missing', 10).readRange(0, 1)).toThrow(expect.objectContaining({ code: 'FILE_NOT_FOUND' }))
   })
 })
 

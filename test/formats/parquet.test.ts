@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { concatBatches, sliceBatch, type Schema } from '../../src/batch.ts'
 import { SinkError, SourceError } from '../../src/errors.ts'
 import { parquetFormat } from '../../src/formats/parquet.ts'
-import type { OpenedFile } from '../../src/formats/format.ts'
+import { bytesFile, syncFile, type OpenedFile } from '../../src/formats/format.ts'
 import { MemoryFs } from '../../src/fs.ts'
 import { NodeFs } from '../../src/node/fs.ts'
 import { batchOf, rowsOf, tableArb, ts, type Cell } from './_helpers.ts'
@@ -143,9 +143,30 @@ describe('parquet: flights-3m.parquet (hyparquet)', () => {
     )
   })
 
-  it('inferSchema gives the schema from the bytes', () => {
-    expect(parquetFormat.inferSchema(new Uint8Array(readFileSync(FLIGHTS)), FLIGHTS, {})).toEqual(f.schema)
-    expect(() => parquetFormat.inferSchema(new TextEncoder().encode('nope'), '/x.parquet', {})).toThrow(/x\.parquet/)
+  it('inferSchema gives the schema from the footer only', () => {
+    const file = syncFile(new NodeFs(), FLIGHTS)
+    let read = 0
+    const counted = { ...file, readRange: (a: number, b: number) => { const u = file.readRange(a, b); read += u.length; return u } }
+    expect(parquetFormat.inferSchema(counted, {})).toEqual(f.schema)
+    expect(read).toBeGreaterThan(0)
+    expect(read).toBeLessThan(70_000) // header magic + a 64 KiB tail fetch, of a 18 MB file
+    expect(() => parquetFormat.inferSchema(bytesFile('/x.parquet', new TextEncoder().encode('nope')), {})).toThrow(/x\.parquet/)
+    const bytes = new Uint8Array(readFileSync(FLIGHTS))
+    for (const cut of [bytes.subarray(0, bytes.length - 3), bytes.subarray(0, 4096), bytes.subarray(0, 16)]) {
+      let err: unknown
+      try {
+        parquetFormat.inferSchema(bytesFile('/t.parquet', cut), {})
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(SourceError)
+      expect((err as SourceError).code).toBe('CORRUPT_FILE')
+      expect((err as SourceError).message).toContain('/t.parquet')
+    }
+    // a footer larger than the first 64 KiB fetch is read with a second one
+    const wide: Schema = Array.from({ length: 600 }, (_, i) => ({ name: `a_rather_long_column_name_for_a_wide_footer_${i}`, type: 'int64', nullable: true }))
+    const wideBytes = parquetFormat.encode([batchOf(wide, [wide.map(() => 1n)])], wide)
+    expect(parquetFormat.inferSchema(bytesFile('/w.parquet', wideBytes), {})).toEqual(wide)
   })
 })
 
