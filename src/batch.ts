@@ -64,6 +64,12 @@ export function column(batch: Batch, name: string): Column {
   return batch.columns[i]!
 }
 
+/** The columns of `schema`, picked by name from a batch that has them (and maybe more); the batch itself when it has exactly these. */
+export function selectColumns(b: Batch, schema: Schema): Batch {
+  if (b.schema === schema || (b.schema.length === schema.length && b.schema.every((f, i) => f.name === schema[i]!.name))) return b
+  return makeBatch(schema, schema.map((f) => column(b, f.name)), b.numRows)
+}
+
 export function isValid(validity: Uint8Array | null, i: number): boolean {
   return validity === null || (validity[i >> 3]! & (1 << (i & 7))) !== 0
 }

@@ -1,4 +1,4 @@
-import { type Batch, concatBatches, filterBatch, makeBatch, sliceBatch, takeBatch } from '../batch.ts'
+import { type Batch, type Schema, concatBatches, filterBatch, makeBatch, selectColumns, sliceBatch, takeBatch } from '../batch.ts'
 import { AnalysisError } from '../errors.ts'
 import { MemoryFs } from '../fs.ts'
 import type { Executor } from '../kernels/executor.ts'
@@ -17,6 +17,8 @@ export type WatermarkNode = Extract<Plan, { kind: 'watermark' }>
 /** A query cut at its one stateful operator: stateless stages before and after it. */
 export interface PhysicalPlan {
   readonly source: SourceProvider
+  /** The source columns the query reads (see {@link pruneColumns}). */
+  readonly sourceSchema: Schema
   readonly pre: readonly Plan[]
   readonly aggregate: Aggregate | null
   readonly post: readonly Plan[]
@@ -35,13 +37,83 @@ export function compile(plan: Plan): PhysicalPlan {
     throw new AnalysisError('MULTIPLE_AGGREGATIONS', 'Multiple streaming aggregations are not supported with streaming DataFrames/Datasets')
   }
   const at = aggs.length === 1 ? chain.indexOf(aggs[0]!) : chain.length
+  const { sourceSchema, projections } = pruneColumns(plan)
   return {
     source: p.provider,
-    pre: chain.slice(0, at),
+    sourceSchema,
+    pre: chain.slice(0, at).map((n) => (n.kind === 'project' ? pruneProjection(n, projections.get(n)!) : n)),
     aggregate: aggs[0] ?? null,
     post: chain.slice(at + 1),
     watermarks: chain.filter((n): n is WatermarkNode => n.kind === 'watermark'),
   }
+}
+
+type Project = Extract<Plan, { kind: 'project' }>
+
+/**
+ * Column pruning: the columns of the plan's source that the query reads — those its output carries
+ * to the sink and those its expressions, watermark and grouping reference, in the source's order (at
+ * least one column, so batches keep their row counts) — and, per projection, the positions of the
+ * expressions whose output is used (others need not be computed).
+ */
+export function pruneColumns(plan: Plan): { sourceSchema: Schema; projections: Map<Project, number[]> } {
+  const refs = (e: unknown, out: Set<string>): void => {
+    if (Array.isArray(e)) {
+      for (const x of e) refs(x, out)
+      return
+    }
+    if (e === null || typeof e !== 'object') return
+    const x = e as { kind?: unknown; name?: unknown }
+    if (x.kind === 'col' && typeof x.name === 'string') {
+      // 'a.b.c' may be column 'a.b.c', or fields of column 'a' or 'a.b'
+      const parts = x.name.split('.')
+      for (let i = 1; i <= parts.length; i++) out.add(parts.slice(0, i).join('.'))
+      return
+    }
+    for (const v of Object.values(e)) if (typeof v === 'object') refs(v, out)
+  }
+  const projections = new Map<Project, number[]>()
+  let need = new Set(plan.schema.map((f) => f.name))
+  let p = plan
+  while (p.kind !== 'source') {
+    const uses = new Set<string>()
+    switch (p.kind) {
+      case 'project': {
+        const node = p
+        let kept = node.exprs.map((_, i) => i).filter((i) => need.has(node.schema[i]!.name))
+        if (kept.length === 0) kept = [0]
+        for (const i of kept) refs(node.exprs[i], uses)
+        projections.set(node, kept)
+        need = uses
+        break
+      }
+      case 'aggregate':
+        need = uses
+        refs(p.keys, uses)
+        refs(p.aggs, uses)
+        break
+      case 'filter':
+        refs(p.condition, need)
+        break
+      case 'watermark':
+        refs({ kind: 'col', name: p.column }, need)
+        break
+      case 'sort':
+        refs(p.orders, need)
+        break
+      case 'limit':
+        break
+    }
+    p = p.child
+  }
+  const schema = p.schema.filter((f) => need.has(f.name))
+  return { sourceSchema: schema.length > 0 || p.schema.length === 0 ? schema : p.schema.slice(0, 1), projections }
+}
+
+/** `node` computing only the expressions at `kept`. */
+function pruneProjection(node: Project, kept: readonly number[]): Project {
+  if (kept.length === node.exprs.length) return node
+  return { ...node, exprs: kept.map((i) => node.exprs[i]!), schema: kept.map((i) => node.schema[i]!) }
 }
 
 /** Event-time statistics of one watermark node over one batch, in ms (Spark's EventTimeStats). */
@@ -106,10 +178,10 @@ function sortBatch(batch: Batch, node: Extract<Plan, { kind: 'sort' }>): Batch {
 /** Runs a non-streaming plan to completion (Spark's batch execution): one pass, aggregation emits every group. */
 export async function executeBatchPlan(plan: Plan, kernels: Kernels, executor: Executor): Promise<Batch> {
   const phys = compile(plan)
-  const source = await phys.source.createSource({ fs: new MemoryFs(), metadataPath: '', log: () => {} })
+  const source = await phys.source.createSource({ fs: new MemoryFs(), metadataPath: '', log: () => {}, schema: phys.sourceSchema })
   try {
     const end = await source.latestOffset(null, {})
-    let batch = concatBatches(phys.source.schema, end === null ? [] : await source.getBatch(null, end))
+    let batch = concatBatches(phys.sourceSchema, end === null ? [] : (await source.getBatch(null, end)).map((b) => selectColumns(b, phys.sourceSchema)))
     for (const node of phys.pre) batch = runStage(node, batch)
     if (phys.aggregate) {
       const a = phys.aggregate

@@ -1,5 +1,5 @@
 import { randomUUID } from '../util/uuid.ts'
-import { type Batch, concatBatches } from '../batch.ts'
+import { type Batch, concatBatches, selectColumns } from '../batch.ts'
 import { Checkpoint, type OffsetSeq, type QueryShape } from '../checkpoint/checkpoint.ts'
 import { CheckpointError, SluiceError } from '../errors.ts'
 import { type Fs, MemoryFs } from '../fs.ts'
@@ -146,7 +146,7 @@ export class StreamExecution {
     this.id = meta.id
     if (meta.shape !== null) checkShape(meta.shape, shape, this.checkpoint.path('metadata'))
     this.killAt = parseKillAt(this.conf.get('sluice.testing.killAt'))
-    this.source = await this.phys.source.createSource({ fs, metadataPath: this.checkpoint.path('sources', '0'), log: s.log })
+    this.source = await this.phys.source.createSource({ fs, metadataPath: this.checkpoint.path('sources', '0'), log: s.log, schema: this.phys.sourceSchema })
     if (this.phys.aggregate) {
       const a = this.phys.aggregate
       const eventTimeKeys = new Set(a.eventTime.keys())
@@ -338,10 +338,11 @@ export class StreamExecution {
   private async readBatch(start: Offset | null, end: Offset | null, maxEventTimeMs: number, prepare: boolean): Promise<ReadBatch> {
     const t = performance.now()
     const hasData = end !== null && !sameOffset(end, start)
-    const input = hasData ? concatBatches(this.phys.source.schema, await this.source.getBatch(start, end)) : null
+    const schema = this.phys.sourceSchema
+    const input = hasData ? concatBatches(schema, (await this.source.getBatch(start, end)).map((b) => selectColumns(b, schema))) : null
     const getBatchMs = performance.now() - t
     const stats = new Map<WatermarkNode, EventTimeStats>()
-    let batch: Batch = input ?? concatBatches(this.phys.source.schema, [])
+    let batch: Batch = input ?? concatBatches(schema, [])
     for (const node of this.phys.pre) batch = runStage(node, batch, stats, maxEventTimeMs)
     return { input, batch, stats, getBatchMs, ...(prepare && this.aggregate ? { prepared: this.aggregate.prepare(batch) } : {}) }
   }

@@ -86,7 +86,7 @@ export class FileSourceProvider implements SourceProvider {
       }
     }
     const opened = new Map<string, OpenedFile>()
-    const readOptions: ReadOptions = { ...this.options, schema: this.schema }
+    const readOptions: ReadOptions = { ...this.options, schema: ctx.schema ?? this.schema }
     const open = async (path: string): Promise<OpenedFile> => {
       let f = opened.get(path)
       if (f === undefined) {

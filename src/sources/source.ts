@@ -16,6 +16,12 @@ export interface SourceContext {
   readonly metadataPath: string
   /** The session's log (skipped files, retries). */
   readonly log: (message: string) => void
+  /**
+   * The provider's columns the query reads (a subset of its schema, in its order; see
+   * `pruneColumns`): a source may return batches of only these (the file sources do, so
+   * Parquet and Arrow IPC files skip the other columns' bytes). Absent: every column.
+   */
+  readonly schema?: Schema
 }
 
 /** A running source of one streaming query (Spark's `SupportsAdmissionControl` micro-batch stream). */

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type Batch, type Schema, makeBatch } from '../../src/batch.ts'
+import { pruneColumns } from '../../src/exec/physical.ts'
 import {
-  AnalysisError, MemoryStream, SluiceSession, type StreamingQueryProgress, registerSourceConnector,
+  AnalysisError, type DataFrame, MemoryStream, SluiceSession, type StreamingQueryProgress, registerSourceConnector,
   avg, col, count, lit, max, min, sum, timestamp_seconds, window,
 } from '../../src/index.node.ts'
 
@@ -286,5 +287,20 @@ describe('read-ahead', () => {
     } finally {
       logged.mockRestore()
     }
+  })
+})
+
+describe('column pruning', () => {
+  it('pruneColumns keeps what the sink gets and what expressions, watermarks and groupings reference', () => {
+    const input = new MemoryStream(session, { key: 'string', value: 'int', ts: 'long', unused: 'double', s: 'string' })
+    const df = input.toDF()
+    const names = (d: DataFrame) => pruneColumns(d.plan).sourceSchema.map((f) => f.name)
+    expect(names(df)).toEqual(['key', 'value', 'ts', 'unused', 's'])
+    expect(names(df.select(col('value')))).toEqual(['value'])
+    expect(names(df.filter(col('s').isNotNull()).select(col('key')))).toEqual(['key', 's'])
+    expect(names(df.withColumn('eventTime', timestamp_seconds(col('ts'))).withWatermark('eventTime', '1 minute')
+      .groupBy(window(col('eventTime'), '1 minute'), col('key')).agg(sum('value').as('v')))).toEqual(['key', 'value', 'ts'])
+    expect(names(df.groupBy().agg(count('*').as('n')))).toEqual(['key']) // one column at least: row counts
+    expect(names(df.withColumn('x', col('value')).filter(col('x').gt(1)))).toEqual(['key', 'value', 'ts', 'unused', 's'])
   })
 })
