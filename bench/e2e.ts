@@ -61,7 +61,7 @@ async function sluice(threads: number): Promise<Engine> {
   const { SluiceSession, avg, col, count, max, window, NodeFs } = await import('../src/index.node.ts')
   const { AggregateOperator } = await import('../src/exec/aggregate.ts')
   const { StateStore } = await import('../src/state/state-store.ts')
-  const resetWhatIf = await installWhatIf((opt['what-if'] ?? '').split(',').filter(Boolean), NodeFs, StateStore)
+  const variant = installWhatIf((opt['what-if'] ?? '').split(',').filter(Boolean), StateStore)
   // phase timers (wrappers installed here, not in the engine)
   const ph: Record<string, number> = {}
   const timeSync = (obj: Record<string, unknown>, name: string, key: string) => {
@@ -76,10 +76,14 @@ async function sluice(threads: number): Promise<Engine> {
   }
   timeSync(AggregateOperator.prototype as never, 'process', 'aggregate (operator)')
   timeSync(StateStore.prototype as never, 'commit', 'state commit')
-  timeSync(NodeFs.prototype as never, 'read', 'file reads (async)')
-  timeSync(NodeFs.prototype as never, 'readSync', 'file reads (sync)')
+  timeSync(NodeFs.prototype as never, 'read', 'file reads (whole, async)')
+  timeSync(NodeFs.prototype as never, 'readSync', 'file reads (whole, sync)')
+  timeSync(NodeFs.prototype as never, 'readRange', 'file reads (ranges, async)')
+  timeSync(NodeFs.prototype as never, 'readRangeSync', 'file reads (ranges, sync)')
   timeSync(NodeFs.prototype as never, 'writeAtomic', 'file writes (atomic)')
-  const session = await SluiceSession.builder().appName('bench').config('sluice.executor.threads', String(threads)).getOrCreate()
+  const builder = SluiceSession.builder().appName('bench').config('sluice.executor.threads', String(threads))
+  for (const [k, v] of Object.entries(variant.conf)) builder.config(k, v)
+  const session = await builder.getOrCreate()
   const input = dataset === '3m' ? files[0]! : REPLAY_DIR
   let progress: Record<string, number> = {}
   session.streams.addListener({
@@ -92,7 +96,6 @@ async function sluice(threads: number): Promise<Engine> {
     async run(i) {
       for (const k of Object.keys(ph)) delete ph[k]
       progress = {}
-      resetWhatIf()
       const ck = join(DATA_DIR, 'ckpt', `${engine}-${process.pid}-${i}`)
       rmSync(ck, { recursive: true, force: true })
       // output through foreachBatch; the batches are kept for the group check (last run only)

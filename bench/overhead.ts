@@ -13,9 +13,8 @@ import { SluiceSession, avg, col, count, max, window, NodeFs } from '../src/inde
 import { AggregateOperator } from '../src/exec/aggregate.ts'
 import { StateStore } from '../src/state/state-store.ts'
 import { ARROW_100K, DATA_DIR } from './data.ts'
-import { installWhatIf } from './whatif.ts'
 
-const { values: opt } = parseArgs({ options: { 'rows-per-batch': { type: 'string', default: '1000' }, 'what-if': { type: 'string' } } })
+const { values: opt } = parseArgs({ options: { 'rows-per-batch': { type: 'string', default: '1000' } } })
 const perBatch = Number(opt['rows-per-batch'])
 
 // per-batch part timers, installed here (not in the engine)
@@ -32,7 +31,6 @@ function wrap(proto: object, name: string, key: string): void {
     return r
   }
 }
-await installWhatIf((opt['what-if'] ?? '').split(',').filter(Boolean), NodeFs, StateStore)
 wrap(AggregateOperator.prototype, 'process', 'aggregation operator')
 wrap(StateStore.prototype, 'commit', 'state commit (delta file)')
 wrap(NodeFs.prototype, 'writeAtomic', 'atomic file writes (all)')
@@ -76,7 +74,6 @@ const median = (xs: number[]) => {
 }
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)] ?? NaN
 const result = {
-  ...(opt['what-if'] ? { whatIf: opt['what-if'] } : {}),
   rowsPerBatch: perBatch,
   batches: stamps.length,
   measured: per.length,

@@ -17,6 +17,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { DATA_DIR, ROOT, prepareData, type Dataset } from './data.ts'
 import { machineInfo, renderMarkdown, type E2EResult, type Results } from './report.ts'
+import { WHAT_IFS } from './whatif.ts'
 
 const { values: opt } = parseArgs({
   options: {
@@ -108,7 +109,7 @@ class Served {
 }
 
 const started = performance.now()
-const results: Results = { machine: machineInfo(), quick, e2e: [], kernels: null, decode: null, overhead: null, overheadWhatIf: null }
+const results: Results = { machine: machineInfo(), quick, e2e: [], kernels: null, decode: null, overhead: null }
 await prepareData({ replay: with30m, log })
 const groupsDir = join(DATA_DIR, 'groups')
 mkdirSync(groupsDir, { recursive: true })
@@ -202,9 +203,9 @@ if (sections.has('e2e')) {
       }
     }
   }
-  // headroom: Sluice with fixes outside the aggregation code simulated (see bench/e2e.ts)
+  // headroom: Sluice variants (see bench/whatif.ts)
   if (!quick) {
-    for (const w of ['read-once', 'read-once,sync-writes', 'read-once,sync-writes,no-state-commit']) {
+    for (const w of WHAT_IFS) {
       log(`end to end: sluice-1 on 3m, what-if ${w}…`)
       try {
         const r = (await child('e2e.ts', ['sluice-1', '3m', '--warmup', '1', '--iters', '3', '--what-if', w, '--check-groups', join(groupsDir, '3m.bin')])) as unknown as E2EResult
@@ -225,7 +226,6 @@ if (sections.has('decode')) {
 if (sections.has('overhead')) {
   log('per-batch overhead…')
   results.overhead = (await child('overhead.ts', [])) as Results['overhead']
-  results.overheadWhatIf = (await child('overhead.ts', ['--what-if', 'sync-writes'])) as Results['overhead']
 }
 
 results.machine.benchSeconds = (performance.now() - started) / 1000
