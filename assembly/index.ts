@@ -1113,3 +1113,31 @@ export function t_remove_le(tp: usize, lane: i32, threshold: i64): i32 {
   rebuildSlots(t, cap)
   return n - k
 }
+
+// --- event time
+
+/**
+ * Event-time statistics of the valid rows of ts[0..n) (µs): ms = µs / 1000 truncated toward zero
+ * (as Number(µs / 1000n)), rows with ms > maxMs left out. Writes [max, min, sum, count] as f64 to
+ * `out` (empty: -Infinity, Infinity, sum0, 0); the sum is accumulated from `sum0` in row order, as
+ * in JS (so calls over consecutive pieces give the sum of one pass).
+ */
+export function event_time_stats(ts: usize, valid: usize, n: i32, maxMs: f64, sum0: f64, out: usize): void {
+  let max: f64 = -Infinity
+  let min: f64 = Infinity
+  let sum: f64 = sum0
+  let count: i32 = 0
+  for (let i: i32 = 0; i < n; i++) {
+    if (valid != 0 && ((<i32>load<u8>(valid + (<usize>i >> 3)) >> (i & 7)) & 1) == 0) continue
+    const ms = <f64>(load<i64>(ts + (<usize>i << 3)) / 1000)
+    if (ms > maxMs) continue
+    if (ms > max) max = ms
+    if (ms < min) min = ms
+    sum += ms
+    count++
+  }
+  store<f64>(out, max)
+  store<f64>(out, min, 8)
+  store<f64>(out, sum, 16)
+  store<f64>(out, <f64>count, 24)
+}

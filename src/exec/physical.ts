@@ -2,14 +2,13 @@ import { type Batch, type Schema, concatBatches, filterBatch, makeBatch, selectC
 import { AnalysisError } from '../errors.ts'
 import { MemoryFs } from '../fs.ts'
 import type { Executor } from '../kernels/executor.ts'
-import type { Kernels } from '../kernels/kernels.ts'
+import type { EventTimeStats, Kernels } from '../kernels/kernels.ts'
 import { exprName, resolveColumn } from '../plan/expr.ts'
 import type { Plan } from '../plan/logical.ts'
 import type { SourceProvider } from '../sources/source.ts'
 import { valueAt } from '../util/rows.ts'
 import { AggregateOperator, type OutputMode } from './aggregate.ts'
 import { evalExpr } from './eval.ts'
-import { eventTimeStatsMs } from '../kernels/event-time.ts'
 
 type Aggregate = Extract<Plan, { kind: 'aggregate' }>
 export type WatermarkNode = Extract<Plan, { kind: 'watermark' }>
@@ -117,15 +116,18 @@ function pruneProjection(node: Project, kept: readonly number[]): Project {
 }
 
 /** Event-time statistics of one watermark node over one batch, in ms (Spark's EventTimeStats). */
-export interface EventTimeStats {
-  max: number
-  min: number
-  sum: number
-  count: number
+export type { EventTimeStats }
+
+/** Where {@link runStage} puts the event-time statistics of watermark nodes. */
+export interface StatsContext {
+  readonly stats: Map<WatermarkNode, EventTimeStats>
+  readonly kernels: Kernels
+  /** Event times after this (ms) are left out (see sluice.streaming.maxEventTimeAhead). */
+  readonly maxEventTimeMs: number
 }
 
-/** Runs a stateless stage over a batch. `stats` receives the event-time statistics of watermark nodes. */
-export function runStage(node: Plan, batch: Batch, stats?: Map<WatermarkNode, EventTimeStats>, maxEventTimeMs = Infinity): Batch {
+/** Runs a stateless stage over a batch; watermark nodes record their event-time statistics in `ctx`. */
+export function runStage(node: Plan, batch: Batch, ctx?: StatsContext): Batch {
   switch (node.kind) {
     case 'project':
       return makeBatch(node.schema, node.exprs.map((e) => evalExpr(e, batch)), batch.numRows)
@@ -134,7 +136,7 @@ export function runStage(node: Plan, batch: Batch, stats?: Map<WatermarkNode, Ev
       return filterBatch(batch, mask.values as Uint8Array, mask.validity)
     }
     case 'watermark': {
-      if (stats && batch.numRows > 0) stats.set(node, eventTimeStats(batch, node.column, maxEventTimeMs))
+      if (ctx && batch.numRows > 0) ctx.stats.set(node, eventTimeStats(batch, node.column, ctx))
       return batch
     }
     case 'sort':
@@ -146,13 +148,12 @@ export function runStage(node: Plan, batch: Batch, stats?: Map<WatermarkNode, Ev
   }
 }
 
-/** Event-time statistics in ms; event times after `maxMs` (see sluice.streaming.maxEventTimeAhead) are left out. */
-function eventTimeStats(batch: Batch, column: string, maxMs: number): EventTimeStats {
+/** Event-time statistics in ms (Spark's EventTimeStats, computed in WASM); a window column counts by its end. */
+function eventTimeStats(batch: Batch, column: string, ctx: StatsContext): EventTimeStats {
   const r = resolveColumn(batch.schema, column)
   let c = batch.columns[r.index]!
   if (c.type === 'window') c = c.children!.end
-  // ms = Number(µs / 1000n) per valid row, without a BigInt division per row (src/kernels/event-time.ts)
-  return eventTimeStatsMs(c.values as BigInt64Array, c.validity, c.length, maxMs)
+  return ctx.kernels.eventTimeStats(c.values as BigInt64Array, c.validity, c.length, ctx.maxEventTimeMs)
 }
 
 function sortBatch(batch: Batch, node: Extract<Plan, { kind: 'sort' }>): Batch {

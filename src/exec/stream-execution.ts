@@ -343,7 +343,8 @@ export class StreamExecution {
     const getBatchMs = performance.now() - t
     const stats = new Map<WatermarkNode, EventTimeStats>()
     let batch: Batch = input ?? concatBatches(schema, [])
-    for (const node of this.phys.pre) batch = runStage(node, batch, stats, maxEventTimeMs)
+    const ctx = { stats, kernels: this.settings.kernels, maxEventTimeMs }
+    for (const node of this.phys.pre) batch = runStage(node, batch, ctx)
     return { input, batch, stats, getBatchMs, ...(prepare && this.aggregate ? { prepared: this.aggregate.prepare(batch) } : {}) }
   }
 

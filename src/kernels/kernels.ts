@@ -65,6 +65,14 @@ export interface Acc {
   readonly value: BigInt64Array | Float64Array | null
   readonly count: BigInt64Array
 }
+/** Event-time statistics in ms (Spark's EventTimeStats): max, min, sum and count of the event times. */
+export interface EventTimeStats {
+  max: number
+  min: number
+  sum: number
+  count: number
+}
+
 export interface GroupRows {
   readonly numGroups: number
   readonly keys: KeyLane[]
@@ -89,6 +97,7 @@ interface KernelExports {
   t_gather(t: number, ids: number, n: number, out: number, withAccs: number): void
   t_select_le(t: number, lane: number, threshold: bigint, out: number): number
   t_remove_le(t: number, lane: number, threshold: bigint): number
+  event_time_stats(ts: number, valid: number, n: number, maxMs: number, sum0: number, out: number): void
 }
 
 const KIND_CODE: Record<AccKind, number> = { count: 0, sum: 1, min: 2, max: 3 }
@@ -253,6 +262,34 @@ export class Kernels {
       }
       throw new KernelError('KERNEL_FAILED', `WASM kernel ${what} failed: ${msg}`, { cause: e })
     }
+  }
+
+  /**
+   * Event-time statistics in ms (Spark's EventTimeStats) of the valid rows of `values` (µs) among
+   * rows [0, n): ms = trunc(µs / 1000), as Number(µs / 1000n); rows with ms > maxMs are left out.
+   * Empty: max -Infinity, min Infinity, sum 0, count 0. The sum is accumulated in row order.
+   */
+  eventTimeStats(values: BigInt64Array, validity: Uint8Array | null, n: number, maxMs = Infinity): EventTimeStats {
+    if (values.length < n || (validity !== null && validity.length < (n + 7) >> 3)) {
+      throw new KernelError('KERNEL_BAD_ARGUMENT', `eventTimeStats: ${n} rows need ${n} values and ${(n + 7) >> 3} validity bytes`)
+    }
+    return this.run('eventTimeStats', () => {
+      let max = -Infinity, min = Infinity, sum = 0, count = 0
+      // in pieces, so the scratch area stays bounded; the pieces' sums add in row order
+      for (let a = 0; a < n; a += PIECE_ROWS) {
+        const m = Math.min(PIECE_ROWS, n - a)
+        const [tsP, vP, outP] = this.scratch([m * 8, validity ? (m + 7) >> 3 : 0, 32])
+        this.put(tsP!, values.subarray(a, a + m), m)
+        if (validity) this.putBytes(vP!, validity.subarray(a >> 3, (a + m + 7) >> 3))
+        this.ex.event_time_stats(tsP!, validity ? vP! : 0, m, maxMs, sum, outP!)
+        const o = new Float64Array(this.mem(), outP!, 4)
+        if (o[0]! > max) max = o[0]!
+        if (o[1]! < min) min = o[1]!
+        sum = o[2]! // continued from the previous piece's sum: one pass in row order
+        count += o[3]!
+      }
+      return { max, min, sum, count }
+    })
   }
 
   /**
