@@ -13,17 +13,26 @@
  * kept, so consecutive row ranges within one record batch fetch it once. Record batches that are
  * compressed are read through the whole-file path below.
  *
+ * A read of part of a large record batch (see {@link rangeReads}) fetches only those rows of the
+ * needed fixed-width columns (Bool, Int, Float, Timestamp, Date, Time, Duration, and dictionary
+ * indices): rows [a, b) are bytes [a·w, b·w) of the values and bits [a, b) of the validity bitmap
+ * (shifted to bit 0 when a % 8 ≠ 0; booleans likewise). Other needed columns (Utf8, Binary, nested,
+ * or buffers shorter than the metadata says) are loaded for the whole record batch and kept, as
+ * above. When fewer rows than a read's would be left after it in the record batch, the read takes
+ * them too (the whole record batch if it started at row 0), so sequential reads fetch each byte once.
+ * The last {@link RANGE_CACHE} row ranges are kept.
+ *
  * IPC streams have no footer: the whole stream is read at `open` and all its record batches are
  * converted at once.
  *
  * `inferSchema` reads the footer of a file, or the first message of a stream.
  */
-import { Message, MetadataVersion, RecordBatchReader, Type, UnionMode, Vector, type Data, type DataType as ArrowDataType, type RecordBatch, type Schema as ArrowSchema } from 'apache-arrow'
+import { DateUnit, makeData, Message, MetadataVersion, Precision, RecordBatchReader, Type, UnionMode, Vector, type Data, type DataType as ArrowDataType, type RecordBatch, type Schema as ArrowSchema } from 'apache-arrow'
 import { Footer, type FileBlock } from 'apache-arrow/ipc/metadata/file'
 import type { BufferRegion, DictionaryBatch as DictionaryBatchHeader, FieldNode, RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message'
 import { VectorLoader } from 'apache-arrow/visitor/vectorloader'
 import { arrowTypeToDataType, batchesToIPC, dataToColumn } from '../arrow.ts'
-import { concatBatches, emptyBatch, sliceBatch, type Batch, type Field, type Schema } from '../batch.ts'
+import { concatBatches, emptyBatch, sliceBatch, sliceColumn, type Batch, type Column, type Field, type Schema } from '../batch.ts'
 import { SourceError } from '../errors.ts'
 import type { Fs } from '../fs.ts'
 import type { FileFormat, OpenedFile, ReadOptions, SyncFile } from './format.ts'
@@ -31,8 +40,16 @@ import { isNotFound, planProjection, project, readWhole } from './values.ts'
 
 const MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31] // "ARROW1"
 
-/** Record batches kept decoded per open file. */
+/** Record batches kept decoded per open file (whole, or the columns loaded whole alongside row ranges). */
 const BATCH_CACHE = 2
+/** Row ranges of record batches kept decoded per open file. */
+const RANGE_CACHE = 2
+/**
+ * Row-range reads: record batches whose needed columns' buffers total fewer than `minBytes` bytes
+ * are loaded whole (small files are not fetched in many pieces). Mutable for tests only.
+ * @internal
+ */
+export const rangeReads = { minBytes: 1 << 20 }
 /** Bytes read from the end of a file at first: the footer usually fits. */
 const TAIL_FETCH = 1 << 14
 /** Buffers closer than this are fetched in one read (the gap is read and dropped). */
@@ -326,14 +343,114 @@ class RangeLoader extends VectorLoader {
 
   protected override readData<T extends ArrowDataType>(_type: T, region: BufferRegion = this.nextBufferRange()): Uint8Array {
     if (region === undefined) throw new Error('the record batch lists fewer buffers than its schema needs')
-    const { offset, length } = region
-    if (length === 0) return EMPTY
-    for (const r of this.runs) {
-      if (offset >= r.start && offset + length <= r.end) return r.bytes.subarray(offset - r.start, offset - r.start + length)
-    }
-    throw new Error(`buffer at body offset ${offset} (${length} bytes) was not fetched`)
+    return fromRuns(this.runs, region.offset, region.length)
   }
 }
+
+/** Body bytes [offset, offset + length), from the fetched `runs`. */
+function fromRuns(runs: readonly Run[], offset: number, length: number): Uint8Array {
+  if (length === 0) return EMPTY
+  for (const r of runs) {
+    if (offset >= r.start && offset + length <= r.end) return r.bytes.subarray(offset - r.start, offset - r.start + length)
+  }
+  throw new Error(`buffer at body offset ${offset} (${length} bytes) was not fetched`)
+}
+
+// Row ranges of fixed-width columns
+
+/**
+ * Bytes per value of a column of type `t` whose rows [a, b) are the bytes [a·w, b·w) of its values
+ * buffer (0: bit-packed booleans, bits [a, b)); undefined for other layouts (variable-width, nested),
+ * or when apache-arrow would view the buffer with another element size.
+ */
+function rangeWidth(t: ArrowDataType): number | undefined {
+  let w: number
+  switch (t.typeId) {
+    case Type.Bool:
+      return 0
+    case Type.Int:
+    case Type.Time:
+      w = (t as unknown as { bitWidth: number }).bitWidth / 8
+      break
+    case Type.Float:
+      w = 2 << (t as unknown as { precision: Precision }).precision // HALF 2, SINGLE 4, DOUBLE 8
+      break
+    case Type.Timestamp:
+    case Type.Duration:
+      w = 8
+      break
+    case Type.Date:
+      w = (t as unknown as { unit: DateUnit }).unit === DateUnit.DAY ? 4 : 8
+      break
+    case Type.Dictionary: // the indices
+      return rangeWidth((t as unknown as { indices: ArrowDataType }).indices)
+    default:
+      return undefined
+  }
+  return (t as unknown as { ArrayType?: { BYTES_PER_ELEMENT: number } }).ArrayType?.BYTES_PER_ELEMENT === w ? w : undefined
+}
+
+/** A needed column of one record batch that can be read by row range. */
+interface RangeColumn {
+  /** Its index among the decoded columns. */
+  readonly j: number
+  readonly type: ArrowDataType
+  /** See {@link rangeWidth}. */
+  readonly width: number
+  /** Its validity bitmap; null when it has no nulls in the record batch. */
+  readonly validity: BufferRegion | null
+  readonly values: BufferRegion
+}
+
+/** How the needed columns of one record batch are read by row range. */
+interface RangePlan {
+  readonly columns: readonly RangeColumn[]
+  /** Decoded columns loaded for the whole record batch instead (other layouts, buffers shorter than the metadata says). */
+  readonly whole: readonly number[]
+  /** Bytes of the needed columns' buffers in the record batch. */
+  readonly bytes: number
+}
+
+/** A body region of a bitmap holding bits [a, b): it starts on an 8-byte boundary, at bit `bit` of its first byte. */
+interface BitRegion extends BufferRegion {
+  readonly bit: number
+}
+
+function bitRegion(r: BufferRegion, a: number, b: number): BitRegion {
+  const from = (a >> 6) << 3
+  return { offset: r.offset + from, length: ((b + 7) >> 3) - from, bit: a - from * 8 }
+}
+
+/** Bits [bit, bit + n) of `src` as a bitmap from bit 0 (shared when `bit` is a multiple of 8). */
+function bitsFrom(src: Uint8Array, bit: number, n: number): Uint8Array {
+  const q = bit >> 3
+  const r = bit & 7
+  const len = (n + 7) >> 3
+  if (r === 0) return src.subarray(q, q + len)
+  const out = new Uint8Array(len)
+  const last = Math.min(len, src.length - q - 1)
+  for (let i = 0; i < last; i++) out[i] = (src[q + i]! >> r) | (src[q + i + 1]! << (8 - r))
+  for (let i = Math.max(0, last); i < len; i++) out[i] = src[q + i]! >> r
+  return out
+}
+
+const POPCOUNT = (() => {
+  const t = new Uint8Array(256)
+  for (let i = 0; i < 256; i++) t[i] = (i & 1) + t[i >> 1]!
+  return t
+})()
+
+/** Zero bits among the first `n` bits of `bits`. */
+function zeroBits(bits: Uint8Array, n: number): number {
+  let ones = 0
+  const full = n >> 3
+  for (let i = 0; i < full; i++) ones += POPCOUNT[bits[i]!]!
+  if (n & 7) ones += POPCOUNT[bits[full]! & ((1 << (n & 7)) - 1)]!
+  return n - ones
+}
+
+/** `bytes`, copied when not aligned for a typed-array view of `width`-byte elements. */
+const aligned = (bytes: Uint8Array, width: number): Uint8Array => (bytes.byteOffset % width === 0 ? bytes : bytes.slice())
 
 /** Checks that a loaded column's buffers hold its rows (a metadata/body mismatch would otherwise read garbage). */
 function checkData(d: Data, what: string): void {
@@ -394,8 +511,15 @@ class ArrowIpcFile implements OpenedFile {
   private readonly idx: number[]
   private readonly plan: number[]
   private readonly starts: number[]
-  /** Loaded record batches, least recently used first. */
-  private readonly cache = new Map<number, Promise<Batch>>()
+  /**
+   * Needed columns loaded for whole record batches, least recently used first: key `i` all of
+   * them, key `i:whole` those of the range plan's `whole` (read alongside row ranges of the others).
+   */
+  private readonly cache = new Map<string, Promise<Column[]>>()
+  /** Row ranges of record batches read by range, least recently used first. */
+  private readonly ranges = new Map<string, { i: number; start: number; end: number; batch: Promise<Batch> }>()
+  /** Each record batch's range plan (computed on first need; null: loaded whole only). */
+  private readonly rangePlans: (RangePlan | null | undefined)[] = []
   private readonly dictionaries = new Map<number, Promise<Vector>>()
   private dictHeaders: Promise<DictInfo[]> | undefined
 
@@ -432,25 +556,67 @@ class ArrowIpcFile implements OpenedFile {
       const bs = this.starts[i]!
       const be = this.starts[i + 1]!
       if (be <= start || bs >= end || be === bs) continue
-      const s = Math.max(start, bs) - bs
-      const e = Math.min(end, be) - bs
-      parts.push(this.batch(i).then((b) => (s === 0 && e === b.numRows ? b : sliceBatch(b, s, e))))
+      parts.push(this.rows(i, Math.max(start, bs) - bs, Math.min(end, be) - bs))
     }
     return project(concatBatches(this.decoded, await Promise.all(parts)), this.schema, this.plan)
   }
 
-  private batch(i: number): Promise<Batch> {
-    let p = this.cache.get(i)
-    if (p !== undefined) {
-      this.cache.delete(i)
-      this.cache.set(i, p)
-      return p
+  /**
+   * Rows [s, e) of record batch `i`: from a loaded whole batch or row range that holds them; else the
+   * rows [s, e) — through the batch's end when fewer rows than [s, e) would be left after it — are
+   * read by range, or the whole batch when that is all of it, it is small ({@link rangeReads})
+   * or no needed column can be read by range.
+   */
+  private rows(i: number, s: number, e: number): Promise<Batch> {
+    const n = this.batches[i]!.header.length
+    const slice = (b: Batch, from: number): Batch => (s === from && e - s === b.numRows ? b : sliceBatch(b, s - from, e - from))
+    const whole = this.touch(this.cache, `${i}`)
+    if (whole !== undefined) return whole.then((cols) => slice(this.asBatch(cols, n), 0))
+    for (const [key, r] of this.ranges) {
+      if (r.i === i && r.start <= s && e <= r.end) {
+        this.touch(this.ranges, key)
+        return r.batch.then((b) => slice(b, r.start))
+      }
     }
-    p = this.load(i).catch((e: unknown) => {
-      this.cache.delete(i)
+    const plan = this.rangePlan(i)
+    // fewer rows left after this read than it reads: read them now too (kept for the next read)
+    const to = n - e < e - s ? n : e
+    if (plan === null || plan.columns.length === 0 || plan.bytes < rangeReads.minBytes || (s === 0 && to === n)) {
+      return this.columns(i, `${i}`, this.decoded.map((_, j) => j)).then((cols) => slice(this.asBatch(cols, n), 0))
+    }
+    const key = `${i}:${s}:${to}`
+    const batch = this.loadRows(i, plan, s, to).catch((err: unknown) => {
+      this.ranges.delete(key)
+      throw corrupt(this.path, 'file', err)
+    })
+    this.ranges.set(key, { i, start: s, end: to, batch })
+    while (this.ranges.size > RANGE_CACHE) this.ranges.delete(this.ranges.keys().next().value!)
+    return batch.then((b) => slice(b, s))
+  }
+
+  private asBatch(columns: Column[], numRows: number): Batch {
+    return { schema: this.decoded, columns, numRows }
+  }
+
+  /** `map`'s entry for `key`, made the most recently used. */
+  private touch<V>(map: Map<string, V>, key: string): V | undefined {
+    const v = map.get(key)
+    if (v !== undefined) {
+      map.delete(key)
+      map.set(key, v)
+    }
+    return v
+  }
+
+  /** The decoded columns `js` of record batch `i`, loaded whole (once while cached under `key`). */
+  private columns(i: number, key: string, js: readonly number[]): Promise<Column[]> {
+    let p = this.touch(this.cache, key)
+    if (p !== undefined) return p
+    p = this.load(i, js).catch((e: unknown) => {
+      this.cache.delete(key)
       throw corrupt(this.path, 'file', e)
     })
-    this.cache.set(i, p)
+    this.cache.set(key, p)
     while (this.cache.size > BATCH_CACHE) this.cache.delete(this.cache.keys().next().value!)
     return p
   }
@@ -468,42 +634,122 @@ class ArrowIpcFile implements OpenedFile {
     return bytes.byteOffset % 8 === 0 ? bytes : bytes.slice()
   }
 
-  private async load(i: number): Promise<Batch> {
+  /** Fetches the coalesced `runs` of record batch `info`'s body. */
+  private async fetchRuns(info: BatchInfo, runs: readonly Run[], what: string): Promise<void> {
+    await Promise.all(
+      runs.map(async (r) => {
+        r.bytes = await this.fetch(info.bodyStart + r.start, info.bodyStart + r.end, `the body of ${what}`)
+      }),
+    )
+  }
+
+  /** Converts loaded column `d` (decoded column `j` of a record batch of `n` rows), checking it against the metadata. */
+  private convert(d: Data, j: number, n: number, what: string): Column {
+    const name = this.decoded[j]!.name
+    if (d.length !== n) throw new Error(`${what}: column '${name}' has ${d.length} rows, the batch ${n}`)
+    checkData(d, `${what}: column '${name}'`)
+    return dataToColumn(d, name)
+  }
+
+  /** The decoded columns `js` of record batch `i`, all its rows. */
+  private async load(i: number, js: readonly number[]): Promise<Column[]> {
     const info = this.batches[i]!
-    const { header, layout, bodyStart } = info
+    const { header, layout } = info
     const fields = this.arrowSchema.fields
+    const ks = js.map((j) => this.idx[j]!)
     const what = `record batch ${i}`
     const dicts = new Map<number, Vector>()
-    for (const k of this.idx) for (const id of dictionaryIds(fields[k]!.type)) dicts.set(id, await this.dictionary(id))
+    for (const k of ks) for (const id of dictionaryIds(fields[k]!.type)) dicts.set(id, await this.dictionary(id))
     const version = this.arrowSchema.metadataVersion
     let datas: Data[]
     if (layout === null) {
-      const body = await this.fetch(bodyStart, bodyStart + info.block.bodyLength, `the body of ${what}`)
+      const body = await this.fetch(info.bodyStart, info.bodyStart + info.block.bodyLength, `the body of ${what}`)
       for (const f of fields) for (const id of dictionaryIds(f.type)) if (!dicts.has(id)) dicts.set(id, await this.dictionary(id))
       const all = new VectorLoader(body, header.nodes, header.buffers, dicts, version, header.variadicBufferCounts).visitMany(fields)
-      datas = this.idx.map((k) => all[k]!)
+      datas = ks.map((k) => all[k]!)
     } else {
-      const regions = this.idx.flatMap((k) => header.buffers.slice(layout[k]!.b, layout[k + 1]!.b))
-      const runs = coalesce(regions)
-      await Promise.all(
-        runs.map(async (r) => {
-          r.bytes = await this.fetch(bodyStart + r.start, bodyStart + r.end, `the body of ${what}`)
-        }),
-      )
-      datas = this.idx.map((k) => {
+      const runs = coalesce(ks.flatMap((k) => header.buffers.slice(layout[k]!.b, layout[k + 1]!.b)))
+      await this.fetchRuns(info, runs, what)
+      datas = ks.map((k) => {
         const a = layout[k]!
         const b = layout[k + 1]!
         const loader = new RangeLoader(runs, header.nodes.slice(a.n, b.n), header.buffers.slice(a.b, b.b), dicts, version, header.variadicBufferCounts.slice(a.v, b.v))
         return loader.visit(fields[k]!)
       })
     }
-    const columns = datas.map((d, j) => {
-      const name = this.decoded[j]!.name
-      if (d.length !== header.length) throw new Error(`${what}: column '${name}' has ${d.length} rows, the batch ${header.length}`)
-      checkData(d, `${what}: column '${name}'`)
-      return dataToColumn(d, name)
+    return datas.map((d, x) => this.convert(d, js[x]!, header.length, what))
+  }
+
+  /** Record batch `i`'s range plan; null when its metadata's layout is not understood. */
+  private rangePlan(i: number): RangePlan | null {
+    let plan = this.rangePlans[i]
+    if (plan !== undefined) return plan
+    const { header, layout } = this.batches[i]!
+    plan = null
+    if (layout !== null) {
+      const n = header.length
+      const columns: RangeColumn[] = []
+      const whole: number[] = []
+      let bytes = 0
+      this.idx.forEach((k, j) => {
+        const a = layout[k]!
+        const b = layout[k + 1]!
+        const buffers = header.buffers.slice(a.b, b.b)
+        for (const r of buffers) bytes += r.length
+        const type = this.arrowSchema.fields[k]!.type
+        const width = rangeWidth(type)
+        const node = header.nodes[a.n]
+        const [validity, values] = buffers
+        if (width === undefined || b.n - a.n !== 1 || buffers.length !== 2 || node?.length !== n || !validity || !values) return void whole.push(j)
+        const nulls = node.nullCount > 0
+        // buffers shorter than the rows need: loaded whole, where the check fails as it should
+        if ((nulls && validity.length < (n + 7) >> 3) || values.length < (width === 0 ? (n + 7) >> 3 : n * width)) return void whole.push(j)
+        columns.push({ j, type, width, validity: nulls ? validity : null, values })
+      })
+      plan = { columns, whole, bytes }
+    }
+    this.rangePlans[i] = plan
+    return plan
+  }
+
+  /** Rows [s, e) of record batch `i`: the byte ranges of those rows for `plan.columns`, the others sliced from the whole batch's. */
+  private async loadRows(i: number, plan: RangePlan, s: number, e: number): Promise<Batch> {
+    const info = this.batches[i]!
+    const what = `record batch ${i}`
+    const m = e - s
+    // the columns loaded whole, alongside
+    const whole = plan.whole.length > 0 ? this.columns(i, `${i}:whole`, plan.whole) : undefined
+    whole?.catch(() => {})
+    const regions: BufferRegion[] = []
+    const picks = plan.columns.map((c) => {
+      const validity = c.validity && bitRegion(c.validity, s, e)
+      const values: BitRegion = c.width === 0 ? bitRegion(c.values, s, e) : { offset: c.values.offset + s * c.width, length: m * c.width, bit: 0 }
+      if (validity) regions.push(validity)
+      regions.push(values)
+      return { c, validity, values }
     })
-    return { schema: this.decoded, columns, numRows: header.length }
+    const runs = coalesce(regions)
+    const dicts = new Map<number, Vector>()
+    await Promise.all([
+      this.fetchRuns(info, runs, what),
+      ...picks.flatMap(({ c }) => dictionaryIds(c.type).map(async (id) => dicts.set(id, await this.dictionary(id)))),
+    ])
+    const columns = new Array<Column>(this.decoded.length)
+    for (const { c, validity, values } of picks) {
+      const bitmap = validity ? bitsFrom(fromRuns(runs, validity.offset, validity.length), validity.bit, m) : undefined
+      const nullCount = bitmap ? zeroBits(bitmap, m) : 0
+      const bytes = fromRuns(runs, values.offset, values.length)
+      const data = c.width === 0 ? bitsFrom(bytes, values.bit, m) : aligned(bytes, c.width)
+      const dictionary = c.type.typeId === Type.Dictionary ? dicts.get((c.type as unknown as { id: number }).id) : undefined
+      const make = makeData as (props: object) => Data
+      const d = make({ type: c.type, length: m, nullCount, nullBitmap: nullCount > 0 ? bitmap : undefined, data, dictionary })
+      columns[c.j] = this.convert(d, c.j, m, what)
+    }
+    if (whole !== undefined) {
+      const cols = await whole
+      plan.whole.forEach((j, x) => (columns[j] = sliceColumn(cols[x]!, s, e)))
+    }
+    return this.asBatch(columns, m)
   }
 
   /** The dictionary batches' metadata (read on first need). */

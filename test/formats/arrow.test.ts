@@ -1,13 +1,21 @@
 import { readFileSync } from 'node:fs'
 import {
+  Binary,
+  Bool,
+  DateDay,
+  DateMillisecond,
   DenseUnion,
   Dictionary,
   DurationMillisecond,
   Field as ArrowField,
   FixedSizeBinary,
   FixedSizeList,
+  Float16,
+  Float32,
+  Float64,
   Int16,
   Int32,
+  Int64,
   Int8,
   IntervalYearMonth,
   LargeUtf8,
@@ -21,17 +29,24 @@ import {
   Table,
   tableToIPC,
   TimeMillisecond,
+  TimestampMicrosecond,
+  TimestampMillisecond,
+  TimestampNanosecond,
+  TimestampSecond,
+  Uint32,
+  Uint64,
   Utf8,
   Utf8View,
   Vector,
   vectorFromArray,
+  type DataType as ArrowDataType,
 } from 'apache-arrow'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { batchesToIPC } from '../../src/arrow.ts'
-import { sliceBatch, type Batch, type Schema } from '../../src/batch.ts'
+import { isValid, sliceBatch, type Batch, type Schema } from '../../src/batch.ts'
 import { SourceError } from '../../src/errors.ts'
-import { arrowFormat } from '../../src/formats/arrow.ts'
+import { arrowFormat, rangeReads } from '../../src/formats/arrow.ts'
 import { bytesFile, type SyncFile } from '../../src/formats/format.ts'
 import { MemoryFs } from '../../src/fs.ts'
 import { NodeFs } from '../../src/node/fs.ts'
@@ -152,6 +167,19 @@ describe('arrow format', () => {
   })
 })
 
+const DEFAULT_MIN_BYTES = rangeReads.minBytes
+
+/** Runs `fn` with record batches of at least `minBytes` needed bytes read by row range. */
+async function withRangeReads<T>(minBytes: number, fn: () => Promise<T>): Promise<T> {
+  const saved = rangeReads.minBytes
+  rangeReads.minBytes = minBytes
+  try {
+    return await fn()
+  } finally {
+    rangeReads.minBytes = saved
+  }
+}
+
 /** A MemoryFs that counts the bytes returned by range reads and forbids whole-file reads. */
 class CountingFs extends MemoryFs {
   bytes = 0
@@ -228,27 +256,198 @@ describe('arrow IPC files: range reads', () => {
         const parts = cutInto(batchOf(s, r), cuts)
         const fs = new CountingFs()
         fs.put('/d/x.arrow', batchesToIPC(s, parts, 'file'))
-        const f = await arrowFormat.open(fs, '/d/x.arrow', {})
         // the same batches as an IPC stream, read whole
         const viaStream = await open(batchesToIPC(s, parts, 'stream'))
-        expect(f.schema).toEqual(s)
-        expect(f.numRows).toBe(r.length)
         // a projection: some columns, in reverse order
         const sub = s.filter((_, i) => keep[i % keep.length]).reverse()
-        const g = await arrowFormat.open(fs, '/d/x.arrow', { schema: sub })
         const cols = sub.map((x) => s.findIndex((y) => y.name === x.name))
-        for (const [a, b] of ranges) {
-          const lo = Math.min(a, b)
-          const hi = Math.max(a, b)
-          const want = r.slice(lo, hi)
-          expect(rowsOf(await f.read(lo, hi))).toEqual(want)
-          expect(rowsOf(await f.read(lo, hi))).toEqual(rowsOf(await viaStream.read(lo, hi)))
-          expect(rowsOf(await g.read(lo, hi))).toEqual(want.map((row) => cols.map((c) => row[c]!)))
+        // record batches loaded whole (small), and read by row range: fixed-width columns (booleans,
+        // numbers, timestamps, dictionary codes) by rows, binary and window ones whole, alongside
+        for (const minBytes of [DEFAULT_MIN_BYTES, 0]) {
+          await withRangeReads(minBytes, async () => {
+            const f = await arrowFormat.open(fs, '/d/x.arrow', {})
+            expect(f.schema).toEqual(s)
+            expect(f.numRows).toBe(r.length)
+            const g = await arrowFormat.open(fs, '/d/x.arrow', { schema: sub })
+            for (const [a, b] of ranges) {
+              const lo = Math.min(a, b)
+              const hi = Math.max(a, b)
+              const want = r.slice(lo, hi)
+              expect(rowsOf(await f.read(lo, hi))).toEqual(want)
+              expect(rowsOf(await f.read(lo, hi))).toEqual(rowsOf(await viaStream.read(lo, hi)))
+              expect(rowsOf(await g.read(lo, hi))).toEqual(want.map((row) => cols.map((c) => row[c]!)))
+            }
+          })
         }
       },
       ),
       { numRuns: 60 },
     )
+  })
+
+  it('reads Arrow-typed record batches by row range like the stream read: narrow and unsigned ints, floats, time units, dates, dictionary indices, Utf8 (fast-check)', async () => {
+    // [name, type, values]: fixed-width types are read by rows, Utf8 / LargeUtf8 / Binary whole
+    const words = ['', 'a', 'ORD', 'LAX', 'é', 'with,comma', 'x'.repeat(20)]
+    const kinds: [string, ArrowDataType, fc.Arbitrary<unknown>][] = [
+      ['bool', new Bool(), fc.boolean()],
+      ['i8', new Int8(), fc.integer({ min: -128, max: 127 })],
+      ['i16', new Int16(), fc.integer({ min: -32768, max: 32767 })],
+      ['i32', new Int32(), fc.integer()],
+      ['u32', new Uint32(), fc.nat({ max: 2 ** 32 - 1 })],
+      ['i64', new Int64(), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })],
+      ['u64', new Uint64(), fc.bigInt({ min: 0n, max: 2n ** 63n - 1n })],
+      ['f16', new Float16(), fc.constantFrom(0, 1.5, -2, 65504, 0.25)],
+      ['f32', new Float32(), fc.float({ noNaN: true })],
+      ['f64', new Float64(), fc.double()],
+      ['ts_s', new TimestampSecond(), fc.integer({ min: -1e9, max: 1e9 }).map((sec) => sec * 1000)], // apache-arrow's builders take ms
+      ['ts_ms', new TimestampMillisecond(), fc.integer({ min: -1e12, max: 1e12 })],
+      ['ts_us', new TimestampMicrosecond(), fc.integer({ min: -1e12, max: 1e12 })],
+      ['ts_ns', new TimestampNanosecond(), fc.integer({ min: -1e12, max: 1e12 })],
+      ['date_d', new DateDay(), fc.integer({ min: -1e6, max: 1e6 }).map((d) => new Date(d * 86_400_000))],
+      ['date_ms', new DateMillisecond(), fc.integer({ min: -1e12, max: 1e12 }).map((ms) => new Date(ms))],
+      ['dict8', new Dictionary(new Utf8(), new Int8()), fc.constantFrom(...words)],
+      ['dict16', new Dictionary(new Utf8(), new Int16()), fc.constantFrom(...words)],
+      ['dict32', new Dictionary(new Utf8(), new Int32()), fc.constantFrom(...words)],
+      ['utf8', new Utf8(), fc.string({ maxLength: 6 })],
+      ['large', new LargeUtf8(), fc.constantFrom(...words)],
+      ['bin', new Binary(), fc.uint8Array({ maxLength: 4 })],
+    ]
+    const columnArb = (n: number) =>
+      fc.tuple(fc.constantFrom(...kinds), fc.boolean()).chain(([[name, type, value], nulls]) =>
+        fc.record({
+          name: fc.constant(name),
+          type: fc.constant(type),
+          values: fc.array(nulls ? fc.option(value, { nil: null, freq: 3 }) : value, { minLength: n, maxLength: n }),
+        }),
+      )
+    await withRangeReads(0, () =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 300 }).chain((n) =>
+            fc.record({
+              n: fc.constant(n),
+              columns: fc.uniqueArray(columnArb(n), { minLength: 1, maxLength: 8, selector: (c) => c.name }),
+              cuts: fc.array(fc.nat(n), { maxLength: 3 }),
+              reads: fc.array(fc.tuple(fc.nat(n + 4), fc.nat(80)), { minLength: 1, maxLength: 6 }),
+              step: fc.integer({ min: 1, max: 120 }),
+              keep: fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
+            }),
+          ),
+          async ({ n, columns, cuts, reads, step, keep }) => {
+            const t = new Table(Object.fromEntries(columns.map((c) => [c.name, vectorFromArray(c.values as never, c.type as never)])))
+            const rb = t.batches[0]!
+            const at = [...new Set([0, ...cuts.filter((c) => c > 0 && c < n), n])].sort((x, y) => x - y)
+            const cut = new Table(at.slice(1).map((e, k) => rb.slice(at[k]!, e)))
+            const fs = new CountingFs()
+            fs.put('/d/t.arrow', tableToIPC(cut, 'file'))
+            const viaStream = await open(tableToIPC(cut, 'stream'))
+            const f = await arrowFormat.open(fs, '/d/t.arrow', {})
+            expect(f.numRows).toBe(n)
+            expect(f.schema).toEqual(viaStream.schema)
+            const sub = f.schema.filter((_, i) => keep[i % keep.length]).reverse()
+            const cols = sub.map((x) => f.schema.findIndex((y) => y.name === x.name))
+            const g = await arrowFormat.open(fs, '/d/t.arrow', { schema: sub })
+            // arbitrary ranges (unaligned starts and ends), then the whole file in consecutive ranges
+            const ranges = reads.map(([a, k]) => [a, a + k] as const)
+            for (let a = reads[0]![0] % 17; a < n; a += step) ranges.push([a, a + step])
+            for (const [lo, hi] of ranges) {
+              const want = rowsOf(await viaStream.read(lo, hi))
+              expect(rowsOf(await f.read(lo, hi))).toEqual(want)
+              expect(rowsOf(await g.read(lo, hi))).toEqual(want.map((row) => cols.map((c) => row[c]!)))
+            }
+          },
+        ),
+        { numRuns: 80 },
+      ),
+    )
+  })
+
+  it('reads rows [a, a + k) of a large record batch by byte range: about k × the width, not the whole column', async () => {
+    const N = 1_000_000
+    const s: Schema = [
+      { name: 'x', type: 'int64', nullable: true },
+      { name: 'f', type: 'float64', nullable: true },
+      { name: 'b', type: 'boolean', nullable: true },
+      { name: 'bin', type: 'binary', nullable: true },
+    ]
+    const valid = (nth: number) => {
+      const v = new Uint8Array(N >> 3).fill(255)
+      for (let i = 0; i < N; i += nth) v[i >> 3]! &= ~(1 << (i & 7))
+      return v
+    }
+    const x = BigInt64Array.from({ length: N }, (_, i) => BigInt(i) * 3n)
+    const fv = Float64Array.from({ length: N }, (_, i) => i / 4)
+    const bv = Uint8Array.from({ length: N }, (_, i) => (i % 3 === 0 ? 1 : 0))
+    const bin = Array.from({ length: N }, (_, i) => Uint8Array.of(i & 255))
+    const batch: Batch = {
+      schema: s,
+      numRows: N,
+      columns: [
+        { type: 'int64', length: N, values: x, validity: valid(7) },
+        { type: 'float64', length: N, values: fv, validity: null },
+        { type: 'boolean', length: N, values: bv, validity: valid(5) },
+        { type: 'binary', length: N, values: bin, validity: null },
+      ],
+    }
+    const bytes = batchesToIPC(s, [batch], 'file')
+    const fs = new CountingFs()
+    fs.put('/d/big.arrow', bytes)
+    const a = 300_003
+    const k = 50_000
+    const want = rowsOf(sliceBatch(batch, a, a + k))
+    const read = async (cols: number[], lo: number, hi: number): Promise<{ rows: Cell[][]; bytes: number; calls: number }> => {
+      const f = await arrowFormat.open(fs, '/d/big.arrow', { schema: cols.map((c) => s[c]!) })
+      fs.reset()
+      const rows = rowsOf(await f.read(lo, hi))
+      return { rows, bytes: fs.bytes, calls: fs.calls }
+    }
+    // int64 with nulls: k × 8 bytes of values and k / 8 of validity (from an 8-byte boundary), two reads
+    let r = await read([0], a, a + k)
+    expect(r.rows).toEqual(want.map((row) => [row[0]!]))
+    expect(r.bytes).toBeGreaterThanOrEqual(k * 8 + k / 8)
+    expect(r.bytes).toBeLessThan(k * 8 + k / 8 + 16)
+    expect(r.calls).toBe(2)
+    // float64 without nulls: exactly its rows' bytes
+    r = await read([1], a, a + k)
+    expect(r.rows).toEqual(want.map((row) => [row[1]!]))
+    expect(r.bytes).toBe(k * 8)
+    expect(r.calls).toBe(1)
+    // booleans with nulls at an unaligned start: bits for bits (a column of 250 KB: read by range
+    // only when the size threshold is lowered)
+    r = await read([2], a, a + k)
+    expect(r.bytes).toBe(2 * (N / 8))
+    r = await withRangeReads(0, () => read([2], a, a + k))
+    expect(r.rows).toEqual(want.map((row) => [row[2]!]))
+    expect(r.bytes).toBeLessThan(2 * (k / 8 + 16))
+    expect(r.calls).toBe(2)
+    // with a binary column: that one is loaded whole (once), the others by rows
+    const f = await arrowFormat.open(fs, '/d/big.arrow', { schema: [s[3]!, s[0]!] })
+    fs.reset()
+    expect(rowsOf(await f.read(a, a + k))).toEqual(want.map((row) => [row[3]!, row[0]!]))
+    const binBytes = (N + 1) * 4 + N
+    expect(fs.bytes).toBeGreaterThanOrEqual(binBytes + k * 8)
+    expect(fs.bytes).toBeLessThan(binBytes + k * 8 + k / 8 + 64)
+    fs.reset()
+    expect(rowsOf(await f.read(a + k, a + 2 * k))).toEqual(rowsOf(sliceBatch(batch, a + k, a + 2 * k)).map((row) => [row[3]!, row[0]!]))
+    expect(fs.bytes).toBeLessThan(k * 8 + k / 8 + 16)
+    // consecutive reads through the file fetch each byte once; the last read takes the rest of the
+    // batch with it when less than a read is left; a read of most of a batch from its start loads it whole
+    const g = await arrowFormat.open(fs, '/d/big.arrow', { schema: [s[0]!] })
+    fs.reset()
+    let sum = 0n
+    for (let lo = 0; lo < N; lo += 150_000) {
+      const col = (await g.read(lo, lo + 150_000)).columns[0]!
+      for (let i = 0; i < col.length; i++) if (isValid(col.validity, i)) sum += (col.values as BigInt64Array)[i]!
+    }
+    expect(sum).toBe(x.reduce((t, v, i) => (i % 7 === 0 ? t : t + v), 0n))
+    expect(fs.bytes).toBeLessThan(N * 8 + N / 8 + 7 * 16)
+    expect(fs.calls).toBe(2 * 6)
+    const h = await arrowFormat.open(fs, '/d/big.arrow', { schema: [s[0]!] })
+    fs.reset()
+    await h.read(0, 600_000)
+    await h.read(600_000, N)
+    expect(fs.bytes).toBe(N * 8 + N / 8)
+    expect(fs.calls).toBe(1)
   })
 
   it('reads only the byte ranges of the columns it needs (1 of 5 columns: well under the file size)', async () => {

@@ -51,9 +51,9 @@ function arrowFile(from: number, to: number, per: number): Uint8Array {
   return batchesToIPC(schema, parts, 'file')
 }
 
-/** Counts bytes read from `.arrow` files through every NodeFs read method. */
-function countReads(): { whole: number; ranges: number } {
-  const c = { whole: 0, ranges: 0 }
+/** Counts bytes read from `.arrow` files through every NodeFs read method (`max`: the largest range read). */
+function countReads(): { whole: number; ranges: number; max: number } {
+  const c = { whole: 0, ranges: 0, max: 0 }
   const proto = NodeFs.prototype
   const read = proto.read
   const readSync = proto.readSync
@@ -72,7 +72,10 @@ function countReads(): { whole: number; ranges: number } {
   })
   vi.spyOn(proto, 'readRange').mockImplementation(async function (this: NodeFs, p: string, s: number, e: number) {
     const u = await readRange.call(this, p, s, e)
-    if (arrow(p)) c.ranges += u.length
+    if (arrow(p)) {
+      c.ranges += u.length
+      c.max = Math.max(c.max, u.length)
+    }
     return u
   })
   vi.spyOn(proto, 'readRangeSync').mockImplementation(function (this: NodeFs, p: string, s: number, e: number) {
@@ -142,6 +145,35 @@ describe('file source over Arrow IPC files', () => {
     expect(reads.whole).toBe(0)
     expect(reads.ranges).toBeGreaterThanOrEqual(200_000 * 12)
     expect(reads.ranges).toBeLessThan(size * 0.45)
+  })
+
+  it('reads one large record batch by row ranges as the micro-batches go, each needed byte once', async () => {
+    const d = join(dir, `in-${n++}`)
+    mkdirSync(d)
+    const N = 400_000
+    writeFileSync(join(d, 'one.arrow'), arrowFile(0, N, N))
+    const want = new Map<string, { n: number; delay: number }>()
+    for (let i = 0; i < N; i++) {
+      const w = want.get(ORIGINS[i % 4]!) ?? { n: 0, delay: 0 }
+      w.n++
+      w.delay += i % 11
+      want.set(ORIGINS[i % 4]!, w)
+    }
+    const reads = countReads()
+    const name = `m${n++}`
+    const q = await session.readStream.format('arrow').option('maxRowsPerTrigger', 50_000).load(d)
+      .groupBy(col('origin')).agg(count('*').as('n'), sum('delay').as('delay'))
+      .writeStream.format('memory').queryName(name).outputMode('complete').start()
+    await q.processAllAvailable()
+    await q.stop()
+    const got = (await session.table(name).collect()).sort((a, b) => String(a.origin).localeCompare(String(b.origin)))
+    expect(got).toEqual([...want].map(([origin, w]) => ({ origin, n: w.n, delay: w.delay })).sort((a, b) => a.origin.localeCompare(b.origin)))
+    // origin (codes) and delay: 12 bytes a row, each read once, plus tails, metadata and the dictionary
+    expect(reads.whole).toBe(0)
+    expect(reads.ranges).toBeGreaterThanOrEqual(N * 12)
+    expect(reads.ranges).toBeLessThan(N * 12 + 4 * 16_384)
+    // in pieces of about a micro-batch's rows (50,000 × 8 bytes), never a whole 3.2 MB column
+    expect(reads.max).toBeLessThanOrEqual(50_000 * 8)
   })
 
   it('an Arrow file whose footer lists a record batch past its end fails the query with CORRUPT_FILE naming it, or is skipped', async () => {
