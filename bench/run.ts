@@ -208,7 +208,7 @@ if (sections.has('e2e')) {
     for (const w of WHAT_IFS) {
       log(`end to end: sluice-1 on 3m, what-if ${w}…`)
       try {
-        const r = (await child('e2e.ts', ['sluice-1', '3m', '--warmup', '1', '--iters', '3', '--what-if', w, '--check-groups', join(groupsDir, '3m.bin')])) as unknown as E2EResult
+        const r = (await child('e2e.ts', ['sluice-1', '3m', '--warmup', '1', '--iters', '5', '--what-if', w, '--check-groups', join(groupsDir, '3m.bin')])) as unknown as E2EResult
         results.e2e.push(r)
       } catch (e) {
         log(`  failed: ${(e as Error).message}`)
