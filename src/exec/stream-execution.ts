@@ -73,9 +73,10 @@ interface ReadAhead {
  *
  * Read-ahead (conf `sluice.streaming.readAhead.enabled`, default true; aggregations under the
  * default or availableNow trigger): once batch N is aggregated, batch N+1's end offsets are planned,
- * its rows read, its stateless stages run and its partial aggregation started (in a worker with 2+
- * threads) while N's state delta, sink output and commit are written. Nothing of N+1 is persisted
- * before `offsets/N+1`, which is still written after `commits/N`, so recovery is unchanged.
+ * its rows read (file reads and writes run on libuv's threads), its stateless stages run and its
+ * partial aggregation started while N's state delta, sink output and commit are written. Nothing of
+ * N+1 is persisted before `offsets/N+1`, which is still written after `commits/N`, so recovery is
+ * unchanged.
  */
 export class StreamExecution {
   id = ''
