@@ -1,6 +1,9 @@
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import fc from 'fast-check'
-import { parquetMetadata, parquetReadObjects } from 'hyparquet'
+import { parquetMetadata, parquetRead, parquetReadObjects } from 'hyparquet'
+import { parquetHeader } from 'hyparquet/src/column.js'
 import { compressors } from 'hyparquet-compressors'
 import { parquetWriteBuffer } from 'hyparquet-writer'
 import { beforeAll, describe, expect, it } from 'vitest'
@@ -340,3 +343,344 @@ describe('parquet: corrupt files', () => {
     expect(rowsOf(await f.read(0, 2))).toEqual([[1], [2]])
   })
 })
+
+// ---------------------------------------------------------------------------------------------
+// Page decoding (src/formats/parquet.ts decodes levels and dictionary indices itself, resumably
+// across reads): every check compares against hyparquet's own row assembly of the same bytes.
+
+const toBigInt = (v: unknown): bigint => (typeof v === 'bigint' ? BigInt.asIntN(64, v) : BigInt(v as number))
+
+/** Rows `[rowStart, rowEnd)` as hyparquet's `parquetReadObjects` reads them, as cells of `s`'s types. */
+async function hyparquetRows(bytes: Uint8Array, s: Schema, rowStart?: number, rowEnd?: number): Promise<Cell[][]> {
+  const text = new TextDecoder()
+  const objs = await parquetReadObjects({
+    file: bytes.slice().buffer as ArrayBuffer,
+    compressors,
+    rowStart,
+    rowEnd,
+    utf8: false,
+    parsers: {
+      timestampFromMilliseconds: (v: bigint) => BigInt(v) * 1000n,
+      timestampFromMicroseconds: (v: bigint) => BigInt(v),
+      timestampFromNanoseconds: (v: bigint) => {
+        const q = BigInt(v) / 1000n
+        return BigInt(v) < 0n && q * 1000n !== BigInt(v) ? q - 1n : q
+      },
+      dateFromDays: (d: number) => BigInt(d) * 86_400_000_000n,
+      jsonFromBytes: (b: Uint8Array) => b && text.decode(b),
+      uuidFromBytes: (b: Uint8Array) => b && [...b].map((x) => x.toString(16).padStart(2, '0')).join('').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-'),
+    },
+  })
+  return objs.map((o) =>
+    s.map((f): Cell => {
+      const v = o[f.name]
+      if (v === null || v === undefined) return null
+      switch (f.type) {
+        case 'boolean':
+          return !!v
+        case 'int32':
+        case 'float64':
+          return Number(v)
+        case 'int64':
+        case 'timestamp':
+          return toBigInt(v)
+        case 'string':
+          return typeof v === 'string' ? v : text.decode(v as Uint8Array)
+        case 'binary':
+          return Uint8Array.from(v as Uint8Array)
+        default:
+          throw new Error(`unexpected type ${f.type}`)
+      }
+    }),
+  )
+}
+
+/** A sequence of row ranges inside `[0, n)`: some consecutive (a read carrying on in a page), some anywhere. */
+const rangesArb = (n: number): fc.Arbitrary<[number, number][]> =>
+  fc.array(
+    fc.tuple(fc.boolean(), fc.nat(n), fc.nat(Math.max(1, Math.ceil(n / 3)))),
+    { minLength: 1, maxLength: 8 },
+  ).map((steps) => {
+    const out: [number, number][] = []
+    let at = 0
+    for (const [next, s, len] of steps) {
+      const a = next ? at : s
+      const b = Math.min(n, a + len)
+      out.push([a, b])
+      at = b >= n ? 0 : b
+    }
+    return out
+  })
+
+function sameCell(a: Cell, b: Cell): boolean {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return a.length === b.length && a.every((x, i) => x === b[i])
+  return Object.is(a, b)
+}
+
+/** `toEqual` on rows, quick when they match (deep equality over 100k cells takes a while); on a mismatch, `toEqual` on the first row that differs. */
+function expectRows(got: Cell[][], want: Cell[][], label = ''): void {
+  expect(got.length, label).toBe(want.length)
+  for (let i = 0; i < got.length; i++) {
+    const g = got[i]!
+    const w = want[i]!
+    if (g.length !== w.length || g.some((c, k) => !sameCell(c, w[k]!))) expect(g, `${label} row ${i}`).toEqual(w)
+  }
+}
+
+async function expectRangesMatch(f: OpenedFile, ref: Cell[][], ranges: [number, number][]): Promise<void> {
+  for (const [a, b] of ranges) {
+    const got = await f.read(a, b)
+    expect(got.numRows, `rows ${a}-${b}`).toBe(Math.max(0, b - a))
+    expectRows(rowsOf(got), ref.slice(a, b), `rows ${a}-${b}`)
+  }
+}
+
+describe('parquet: page decoding against hyparquet', () => {
+  it('reads every row of flights-3m.parquet like hyparquet, in reads cutting its pages anywhere', async () => {
+    const f = await parquetFormat.open(new NodeFs(), FLIGHTS, {})
+    const n = f.numRows
+    const date = new BigInt64Array(n)
+    const delay = new BigInt64Array(n)
+    const distance = new BigInt64Array(n)
+    const origin: string[] = new Array(n)
+    const destination: string[] = new Array(n)
+    // odd read sizes: row-group boundaries (one page per column chunk in this file) fall inside reads, at varying offsets
+    for (let a = 0, k = 0; a < n; k++) {
+      const b = Math.min(n, a + [199_999, 77_777, 300_001][k % 3]!)
+      const batch = await f.read(a, b)
+      expect(batch.columns.every((c) => c.validity === null)).toBe(true)
+      date.set(batch.columns[0]!.values as BigInt64Array, a)
+      delay.set(batch.columns[1]!.values as BigInt64Array, a)
+      distance.set(batch.columns[2]!.values as BigInt64Array, a)
+      for (const [ci, out] of [[3, origin], [4, destination]] as const) {
+        const c = batch.columns[ci]!
+        const codes = c.values as Int32Array
+        for (let i = 0; i < codes.length; i++) out[a + i] = c.dictionary![codes[i]!]!
+      }
+      a = b
+    }
+    const buf = readFileSync(FLIGHTS)
+    let checked = 0
+    let mismatches = 0
+    const ours: Record<string, ArrayLike<unknown>> = { date, delay, distance, origin, destination }
+    await parquetRead({
+      file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength),
+      compressors,
+      parsers: { timestampFromMicroseconds: (v: bigint) => BigInt(v) },
+      onChunk: ({ columnName, columnData, rowStart, rowEnd }) => {
+        const mine = ours[columnName]!
+        for (let i = rowStart; i < rowEnd; i++) if (mine[i] !== columnData[i - rowStart]) mismatches++
+        checked += rowEnd - rowStart
+      },
+    })
+    expect(checked).toBe(5 * n)
+    expect(mismatches).toBe(0)
+  })
+
+  it('matches hyparquet on flights-3m.parquet over random row ranges around a row-group boundary (fast-check)', async () => {
+    const lo = GROUP - 4000
+    const bytes = new Uint8Array(readFileSync(FLIGHTS))
+    const f = await parquetFormat.open(new NodeFs(), FLIGHTS, {})
+    const ref = await hyparquetRows(bytes, f.schema, lo, GROUP + 4000)
+    const window = { numRows: 8000, read: (a: number, b: number) => f.read(lo + a, lo + b) } as OpenedFile
+    await fc.assert(
+      fc.asyncProperty(rangesArb(8000), (ranges) => expectRangesMatch(window, ref, ranges)),
+      { numRuns: 15 },
+    )
+  })
+
+  it('matches hyparquet on files the encoder writes, over random row ranges (fast-check)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        tableArb(['boolean', 'int32', 'int64', 'float64', 'timestamp', 'string', 'binary'], { maxRows: 400 }).chain((t) =>
+          fc.record({ t: fc.constant(t), ranges: rangesArb(t.rows.length) }),
+        ),
+        async ({ t: { schema: s, rows: r }, ranges }) => {
+          const bytes = parquetFormat.encode([batchOf(s, r)], s)
+          const fs = new MemoryFs()
+          fs.put('/p.parquet', bytes)
+          const f = await parquetFormat.open(fs, '/p.parquet', {})
+          const ref = await hyparquetRows(bytes, s)
+          expect(ref).toEqual(r)
+          await expectRangesMatch(f, ref, ranges)
+        },
+      ),
+      { numRuns: 60 },
+    )
+  })
+
+  /** A column for hyparquet-writer: its data, type and encoding, and its Sluice type. */
+  type WriterColumn = { name: string; data: unknown[]; type: string; encoding?: string; nullable: boolean }
+  const encodingsOf: Record<string, (string | undefined)[]> = {
+    INT32: [undefined, 'PLAIN', 'RLE_DICTIONARY', 'DELTA_BINARY_PACKED', 'BYTE_STREAM_SPLIT'],
+    INT64: [undefined, 'PLAIN', 'RLE_DICTIONARY', 'DELTA_BINARY_PACKED', 'BYTE_STREAM_SPLIT'],
+    DOUBLE: [undefined, 'PLAIN', 'RLE_DICTIONARY', 'BYTE_STREAM_SPLIT'],
+    BOOLEAN: [undefined, 'PLAIN', 'RLE'],
+    STRING: [undefined, 'PLAIN', 'RLE_DICTIONARY', 'DELTA_LENGTH_BYTE_ARRAY', 'DELTA_BYTE_ARRAY'],
+    TIMESTAMP: [undefined, 'PLAIN', 'RLE_DICTIONARY'],
+    BYTE_ARRAY: [undefined, 'PLAIN', 'RLE_DICTIONARY'],
+  }
+  const valueOf: Record<string, (x: number) => unknown> = {
+    INT32: (x) => x | 0,
+    INT64: (x) => BigInt(x) * 1_000_000_007n,
+    DOUBLE: (x) => x / 8,
+    BOOLEAN: (x) => x % 2 === 0,
+    STRING: (x) => `s${x}`,
+    TIMESTAMP: (x) => new Date(Date.UTC(2001, 0, 1) + x * 60_000),
+    BYTE_ARRAY: (x) => Uint8Array.of(x & 255, x >> 8),
+  }
+  const columnArb = (n: number, k: number): fc.Arbitrary<WriterColumn> =>
+    fc
+      .record({
+        type: fc.constantFrom(...Object.keys(encodingsOf)),
+        nullable: fc.boolean(),
+        nullFreq: fc.constantFrom(0, 0.1, 0.5, 0.95, 1),
+        // distinct values: 1 (a bit width 0 dictionary), a few, or many
+        distinct: fc.constantFrom(1, 3, 300, 100_000),
+        seed: fc.nat(),
+      })
+      .chain(({ type, nullable, nullFreq, distinct, seed }) =>
+        fc.constantFrom(...encodingsOf[type]!).map((encoding): WriterColumn => {
+          let x = seed || 1
+          const rnd = (): number => ((x = (x * 48271) % 2147483647) / 2147483647)
+          const data = Array.from({ length: n }, () => (nullable && rnd() < nullFreq ? null : valueOf[type]!(Math.floor(rnd() * distinct))))
+          return { name: `c${k}_${type}_${encoding ?? 'auto'}`, data, type, encoding, nullable }
+        }),
+      )
+
+  it('matches hyparquet on multi-page chunks in every encoding, with nulls, over ranges cutting pages (fast-check)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3000 }).chain((n) =>
+          fc.record({
+            n: fc.constant(n),
+            columns: fc.array(fc.nat(), { minLength: 1, maxLength: 4 }).chain((ks) => fc.tuple(...ks.map((_, k) => columnArb(n, k)))),
+            rowGroupSize: fc.integer({ min: 1, max: 3000 }),
+            pageSize: fc.constantFrom(16, 100, 1000, 1 << 20),
+            codec: fc.constantFrom('UNCOMPRESSED', 'SNAPPY'),
+            ranges: rangesArb(n),
+          }),
+        ),
+        async ({ n, columns, rowGroupSize, pageSize, codec, ranges }) => {
+          const buf = parquetWriteBuffer({
+            columnData: columns.map((c) => ({ name: c.name, data: c.data, type: c.type, nullable: c.nullable, ...(c.encoding ? { encoding: c.encoding } : {}) })) as never,
+            rowGroupSize,
+            pageSize,
+            codec: codec as 'SNAPPY',
+          })
+          const bytes = new Uint8Array(buf)
+          const fs = new MemoryFs()
+          fs.put('/m.parquet', bytes)
+          const f = await parquetFormat.open(fs, '/m.parquet', {})
+          expect(f.numRows).toBe(n)
+          const ref = await hyparquetRows(bytes, f.schema)
+          await expectRangesMatch(f, ref, ranges)
+          expectRows(rowsOf(await f.read(0, n)), ref)
+        },
+      ),
+      { numRuns: 80 },
+    )
+  })
+
+  it('matches hyparquet on DuckDB files (v1 data pages): nulls in every type, dictionary and plain strings (fast-check ranges)', async () => {
+    const { DuckDBInstance } = await import('@duckdb/node-api')
+    const db = await DuckDBInstance.create(':memory:')
+    const con = await db.connect()
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-pq-'))
+    try {
+      const path = join(dir, 'd.parquet')
+      const nul = (k: number, e: string): string => `CASE WHEN hash(i * ${k}) % 4 = 0 THEN NULL ELSE ${e} END`
+      await con.run(`COPY (SELECT
+          ${nul(1, 'i % 3 = 0')} AS b,
+          ${nul(2, 'CAST(hash(i) % 1000 AS INTEGER) - 500')} AS i32,
+          ${nul(3, 'CAST(hash(i + 1) % 100000000000 AS BIGINT) - 50000000000')} AS i64,
+          ${nul(4, 'CAST(i AS DOUBLE) / 7')} AS f64,
+          ${nul(5, 'CAST(i AS FLOAT) / 4')} AS f32,
+          ${nul(6, "TIMESTAMP '2001-01-01' + to_microseconds(CAST(hash(i) % 100000000000 AS BIGINT))")} AS ts,
+          ${nul(7, "DATE '2001-01-01' + CAST(i % 400 AS INTEGER)")} AS d,
+          ${nul(8, "'k' || (hash(i) % 40)")} AS few,
+          ${nul(9, "'unique-' || i || '-' || hash(i)")} AS many,
+          ${nul(10, 'CAST((hash(i) % 10000) AS DECIMAL(9, 2)) / 100')} AS dec,
+          ${nul(11, "encode('x' || (i % 5))")} AS blob,
+          'always' AS req
+        FROM range(20000) t(i)) TO '${path}' (FORMAT parquet, ROW_GROUP_SIZE 8192)`)
+      const bytes = new Uint8Array(readFileSync(path))
+      const md = parquetMetadata(bytes)
+      const pageTypes = new Set(pagesOf(bytes, md).map((h) => `${h.type}:${h.data_page_header?.encoding ?? ''}`))
+      expect(md.row_groups.length).toBe(3)
+      expect([...pageTypes]).toEqual(expect.arrayContaining(['DATA_PAGE:PLAIN', expect.stringMatching(/^DATA_PAGE:(PLAIN|RLE)_DICTIONARY$/)]))
+      expect([...pageTypes].some((t) => t.startsWith('DATA_PAGE_V2'))).toBe(false)
+      const fs = new NodeFs()
+      const f = await parquetFormat.open(fs, path, {})
+      expect(f.schema.map((c) => `${c.name}:${c.type}`)).toEqual([
+        'b:boolean', 'i32:int32', 'i64:int64', 'f64:float64', 'f32:float64', 'ts:timestamp', 'd:timestamp',
+        'few:string', 'many:string', 'dec:float64', 'blob:binary', 'req:string',
+      ])
+      const ref = await hyparquetRows(bytes, f.schema)
+      expect(ref.some((r) => r.every((c, i) => (c === null) === (i < 11)))).toBe(true) // nulls in every nullable column
+      expectRows(rowsOf(await f.read(0, f.numRows)), ref)
+      await fc.assert(
+        fc.asyncProperty(rangesArb(f.numRows), (ranges) => expectRangesMatch(f, ref, ranges)),
+        { numRuns: 20 },
+      )
+    } finally {
+      con.closeSync()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a dictionary index past the dictionary, or truncated indices, are CORRUPT_FILE', async () => {
+    const n = 40
+    const buf = parquetWriteBuffer({
+      columnData: [{ name: 's', data: Array.from({ length: n }, (_, i) => ['a', 'b', 'c'][i % 3]!), type: 'STRING', nullable: false, encoding: 'RLE_DICTIONARY' }],
+      codec: 'UNCOMPRESSED',
+    })
+    const good = new Uint8Array(buf)
+    const meta = parquetMetadata(good).row_groups[0]!.columns[0]!.meta_data!
+    // the data page: header, then (a required column: no levels) the bit width and the index runs
+    const at = Number(meta.data_page_offset)
+    const reader = { view: new DataView(good.buffer, good.byteOffset + at), offset: 0 }
+    const header = parquetHeader(reader)
+    expect(header.data_page_header_v2!.encoding).toBe('RLE_DICTIONARY')
+    const values = at + reader.offset
+    const cases: [Uint8Array, RegExp][] = []
+    const outOfRange = good.slice()
+    outOfRange.set([2, n << 1, 3], values) // bit width 2, one RLE run of n threes: index 3 of 3 entries
+    cases.push([outOfRange, /dictionary index 3 out of range/])
+    const cut = good.slice()
+    cut.set([32, 0x0b], values) // bit width 32: the run of 5 groups (40 values) needs 160 bytes, past the page's end
+    cases.push([cut, /truncated/])
+    for (const [bytes, msg] of cases) {
+      const fs = new MemoryFs()
+      fs.put('/c.parquet', bytes)
+      const f = await parquetFormat.open(fs, '/c.parquet', {})
+      await expectSourceError(f.read(0, n), 'CORRUPT_FILE', msg)
+      await expectSourceError(f.read(5, 10), 'CORRUPT_FILE', /row group 0/)
+    }
+    expect(rowsOf(await (await openMem(good)).read(0, 4))).toEqual([['a'], ['b'], ['c'], ['a']])
+  })
+})
+
+async function openMem(bytes: Uint8Array): Promise<OpenedFile> {
+  const fs = new MemoryFs()
+  fs.put('/m.parquet', bytes)
+  return parquetFormat.open(fs, '/m.parquet', {})
+}
+
+/** Every page header of every column chunk. */
+function pagesOf(bytes: Uint8Array, md: ReturnType<typeof parquetMetadata>): ReturnType<typeof parquetHeader>[] {
+  const out: ReturnType<typeof parquetHeader>[] = []
+  for (const rg of md.row_groups) {
+    for (const c of rg.columns) {
+      const m = c.meta_data!
+      const start = Number(m.dictionary_page_offset || m.data_page_offset)
+      const reader = { view: new DataView(bytes.buffer, bytes.byteOffset + start, Number(m.total_compressed_size)), offset: 0 }
+      while (reader.offset < reader.view.byteLength) {
+        const h = parquetHeader(reader)
+        reader.offset += h.compressed_page_size
+        out.push(h)
+      }
+    }
+  }
+  return out
+}
