@@ -203,13 +203,22 @@ if (sections.has('e2e')) {
       }
     }
   }
-  // headroom: Sluice variants (see bench/whatif.ts)
+  // headroom: Sluice variants (see bench/whatif.ts), each alternated with the engine as shipped
+  // (3 rounds of 3 timed runs each), so the pair is compared side by side on this noisy machine
   if (!quick) {
     for (const w of WHAT_IFS) {
-      log(`end to end: sluice-1 on 3m, what-if ${w}…`)
+      log(`end to end: sluice-1 on 3m, what-if ${w}, alternated with the engine as shipped…`)
       try {
-        const r = (await child('e2e.ts', ['sluice-1', '3m', '--warmup', '1', '--iters', '5', '--what-if', w, '--check-groups', join(groupsDir, '3m.bin')])) as unknown as E2EResult
-        results.e2e.push(r)
+        const runs: Record<string, E2EResult[]> = { base: [], variant: [] }
+        for (let round = 0; round < 3; round++) {
+          for (const [k, extra] of [['base', []], ['variant', ['--what-if', w]]] as const) {
+            runs[k]!.push((await child('e2e.ts', ['sluice-1', '3m', '--warmup', '1', '--iters', '3', ...extra, '--check-groups', join(groupsDir, '3m.bin')])) as unknown as E2EResult)
+          }
+        }
+        const merge = (rs: E2EResult[], whatIf: string): E2EResult => ({
+          ...rs[0]!, whatIf, timesMs: rs.flatMap((r) => r.timesMs), check: rs.every((r) => r.check === 'ok') ? 'ok' : rs.find((r) => r.check !== 'ok')!.check,
+        })
+        results.e2e.push(merge(runs.base!, `as shipped, alternated with ${w}`), merge(runs.variant!, w))
       } catch (e) {
         log(`  failed: ${(e as Error).message}`)
       }
