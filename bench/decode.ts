@@ -45,8 +45,8 @@ async function readAll(format: FileFormat, path: string, columns: string[] | nul
 }
 
 const cases: { name: string; fn: () => Promise<number> }[] = [
-  { name: 'Parquet → Batch, hyparquet page decoders (src/formats/parquet.ts), all 5 columns', fn: () => readAll(parquetFormat, PARQUET, null) },
-  { name: 'Parquet → Batch, hyparquet page decoders, the 3 columns the job reads', fn: () => readAll(parquetFormat, PARQUET, JOB_COLUMNS) },
+  { name: 'Parquet → Batch (src/formats/parquet.ts: hyparquet page headers and decompression, pages decoded into the batch), all 5 columns', fn: () => readAll(parquetFormat, PARQUET, null) },
+  { name: 'Parquet → Batch, the 3 columns the job reads', fn: () => readAll(parquetFormat, PARQUET, JOB_COLUMNS) },
   { name: 'Arrow IPC → Batch (src/formats/arrow.ts: footer, then column buffers by byte ranges, zero-copy), all 5 columns', fn: () => readAll(arrowFormat, ARROW_3M, null) },
   { name: 'Arrow IPC → Batch, the 3 columns the job reads (60 of 96 MB)', fn: () => readAll(arrowFormat, ARROW_3M, JOB_COLUMNS) },
   {
