@@ -43,7 +43,12 @@ export interface AggregateMetrics {
 /** A batch whose partial aggregation has started (see {@link AggregateOperator.prepare}). */
 export interface PreparedBatch {
   readonly input: Batch
+  /** The partials, and the time until they were ready (ms). */
   readonly parts: Promise<{ parts: Partials; ms: number }>
+  /** Prepared while the caller had other work (see {@link AggregateOperator.prepare}). */
+  readonly background: boolean
+  /** Time the calling thread spent starting it (ms): slicing, dispatching and its own share. */
+  readonly syncMs: number
 }
 
 /**
@@ -193,8 +198,11 @@ export class AggregateOperator {
       dropped += p.numGroups - ids.length
       idLists.push(ids)
     }
-    // the cost of the partial aggregation and its merge, per row, as split (or not)
-    if (input.numRows > 0) this.tuner.record(parts.rows.length > 0, partialMs + performance.now() - tm, input.numRows)
+    // the cost of the partial aggregation and its merge, per row, as split (or not): for a batch
+    // prepared in the background only the calling thread's time counts (waiting for the workers
+    // overlapped other work, and includes it)
+    const mergeMs = performance.now() - tm
+    if (input.numRows > 0) this.tuner.record(parts.rows.length > 0, (prep.background ? prep.syncMs : partialMs) + mergeMs, input.numRows)
     const updated = this.state.exportIds(touchedIds(idLists, this.state.numGroups))
     let output: GroupRows
     let removed: GroupRows | null = null
@@ -228,13 +236,17 @@ export class AggregateOperator {
    * batch N+1 (once its offsets are known) while batch N's state delta, sink output and commit log
    * are being written, then call `process(input, watermark, prepared)` for it. At most one prepared
    * batch may be outstanding; one that will not be processed must be given to {@link discard}.
+   * `background`: the caller has other work until it processes the batch, so splitting the batch
+   * across threads is judged by the calling thread's time, not by the time until the partials are
+   * ready.
    */
-  prepare(input: Batch): PreparedBatch {
+  prepare(input: Batch, opts: { background?: boolean } = {}): PreparedBatch {
     if (this.pending !== null) throw new Error('AggregateOperator.prepare: a prepared batch is still outstanding')
     const split = this.tuner.choose()
     const t0 = performance.now()
     const parts = input.numRows > 0 ? this.partialAggregate(input, split) : Promise.resolve<Partials>({ table: null, rows: [] })
-    const prep: PreparedBatch = { input, parts: parts.then((p) => ({ parts: p, ms: performance.now() - t0 })) }
+    const syncMs = performance.now() - t0
+    const prep: PreparedBatch = { input, parts: parts.then((p) => ({ parts: p, ms: performance.now() - t0 })), background: opts.background === true, syncMs }
     prep.parts.catch(() => {
       if (this.pending === prep) this.pending = null
     })

@@ -346,7 +346,7 @@ export class StreamExecution {
     let batch: Batch = input ?? concatBatches(schema, [])
     const ctx = { stats, kernels: this.settings.kernels, maxEventTimeMs }
     for (const node of this.phys.pre) batch = runStage(node, batch, ctx)
-    return { input, batch, stats, getBatchMs, ...(prepare && this.aggregate ? { prepared: this.aggregate.prepare(batch) } : {}) }
+    return { input, batch, stats, getBatchMs, ...(prepare && this.aggregate ? { prepared: this.aggregate.prepare(batch, { background: true }) } : {}) }
   }
 
   private get readAheadEnabled(): boolean {

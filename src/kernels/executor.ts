@@ -45,25 +45,35 @@ export interface Executor {
 
 /**
  * Chooses, batch by batch, between aggregating on the calling thread only and splitting the batch
- * across the executor's threads, from the measured cost per row of each (moving averages), trying
- * the other choice every `probeEvery` batches. Splitting pays when the kernel is slow per row (many
- * groups, hashed) and costs when it is fast (a dense 250k-row batch aggregates in ~3 ms, about what
- * slicing, transfer and merging a second partial take), so neither is right for every query.
+ * across the executor's threads, from the measured cost per row of each (moving averages): one
+ * sample of each first, then the better one, trying the other every `probeEvery` batches. Splitting
+ * pays when the kernel is slow per row (many groups, hashed) and costs when it is fast (a dense
+ * 250k-row batch aggregates in ~3 ms on the calling thread and ~17 ms split, with slicing, transfer
+ * and merging a second partial), so neither is right for every query. A probe that loses by more
+ * than half doubles the probe interval (up to `maxProbeEvery`), so a clearly worse choice costs a
+ * few batches per thousand; a probe that wins resets it.
  */
 export class ParallelismTuner {
   private readonly cost = [NaN, NaN] // ms per row: [calling thread only, split]
   private readonly samples = [0, 0]
   private decisions = 0
+  private probing: boolean | null = null
+  private interval: number
 
-  constructor(private readonly threads: number, private readonly probeEvery = 16) {}
+  constructor(private readonly threads: number, private readonly probeEvery = 16, private readonly maxProbeEvery = 512) {
+    this.interval = probeEvery
+  }
 
   /** True: split this batch across threads. */
   choose(): boolean {
+    this.probing = null
     if (this.threads <= 1) return false
-    const d = this.decisions++
-    if (this.samples[0]! < 2 || this.samples[1]! < 2) return this.samples[1]! <= this.samples[0]!
+    if (this.samples[0]! < 1) return false
+    if (this.samples[1]! < 1) return true
     const better = this.cost[1]! < this.cost[0]!
-    return d % this.probeEvery === 0 ? !better : better
+    if (++this.decisions % this.interval !== 0) return better
+    this.probing = !better
+    return !better
   }
 
   /** Records a batch that ran split (or not) in `ms` for `rows` rows. */
@@ -71,6 +81,11 @@ export class ParallelismTuner {
     if (rows <= 0 || !(ms >= 0)) return
     const i = split ? 1 : 0
     const c = ms / rows
+    if (this.probing === split) {
+      // a probe of the choice that was worse: back off while it stays clearly worse
+      this.interval = c > 1.5 * this.cost[1 - i]! ? Math.min(this.interval * 2, this.maxProbeEvery) : this.probeEvery
+    }
+    this.probing = null
     this.cost[i] = this.samples[i] === 0 ? c : 0.7 * this.cost[i]! + 0.3 * c
     this.samples[i]!++
   }

@@ -120,19 +120,34 @@ describe('executors', () => {
 })
 
 describe('ParallelismTuner', () => {
+  const run = (t: { choose(): boolean; record(split: boolean, ms: number, rows: number): void }, n: number, ms: (split: boolean) => number): boolean[] => {
+    const picks: boolean[] = []
+    for (let i = 0; i < n; i++) {
+      const split = t.choose()
+      picks.push(split)
+      t.record(split, ms(split), 1000)
+    }
+    return picks
+  }
+
   it('tries both choices, then keeps the cheaper one and probes the other now and then', async () => {
     const { ParallelismTuner } = await import('../../src/kernels/executor.ts')
     expect(new ParallelismTuner(1).choose()).toBe(false)
-    const t = new ParallelismTuner(2, 4)
-    const picks: boolean[] = []
-    for (let i = 0; i < 20; i++) {
-      const split = t.choose()
-      picks.push(split)
-      t.record(split, split ? 3 : 5, 1000) // splitting is cheaper here
-    }
-    expect(picks.slice(0, 4).filter(Boolean).length).toBe(2) // two samples of each first
-    const later = picks.slice(4)
-    expect(later.filter(Boolean).length).toBeGreaterThanOrEqual(later.length - Math.ceil(later.length / 4))
-    expect(later.some((p) => !p)).toBe(true) // probes
+    const picks = run(new ParallelismTuner(2, 4), 40, (split) => (split ? 4 : 5)) // splitting is a little cheaper
+    expect(picks.slice(0, 2)).toEqual([false, true]) // one sample of each first
+    const later = picks.slice(2)
+    expect(later.filter((p) => !p).length).toBe(Math.floor(later.length / 4)) // a probe every 4 batches
+  })
+
+  it('probes a clearly worse choice less and less often, and again often once it wins', async () => {
+    const { ParallelismTuner } = await import('../../src/kernels/executor.ts')
+    const t = new ParallelismTuner(2, 4, 64)
+    // splitting costs 4× (a dense batch): probes back off 4, 8, 16, 32, 64, 64, …
+    const picks = run(t, 400, (split) => (split ? 20 : 5))
+    expect(picks.filter(Boolean).length).toBeLessThanOrEqual(12) // a fixed interval of 4 would split ~100 times
+    expect(picks.slice(200).filter(Boolean).length).toBeGreaterThanOrEqual(2) // still probing
+    // now splitting is much cheaper: the next probe finds it and it is kept
+    const after = run(t, 200, (split) => (split ? 1 : 5))
+    expect(after.slice(100).filter(Boolean).length).toBeGreaterThan(90)
   })
 })
