@@ -123,6 +123,12 @@ function badKind(path: string, bad: string): SourceError {
   return new SourceError('CORRUPT_FILE', `${path}: ${bad}`, { cause: new Error(bad) })
 }
 
+/** How the decoded `fields` map onto the schema read with (`options.schema`, or the fields themselves). */
+function projection(path: string, fields: Schema, options: ReadOptions): { plan: number[]; schema: Schema } {
+  if (!options.schema) return { plan: fields.map((_, i) => i), schema: fields }
+  return { plan: planProjection(path, fields, options.schema), schema: options.schema }
+}
+
 /** The Sluice fields of the columns in `wanted` (all when null), with their indices in the Arrow schema. */
 function sluiceFields(arrowSchema: ArrowSchema, path: string, wanted: ReadonlySet<string> | null): { idx: number[]; fields: Field[] } {
   const idx: number[] = []
@@ -167,13 +173,7 @@ class ArrowFile implements OpenedFile {
     this.starts = [0]
     for (const b of this.batches) this.starts.push(this.starts.at(-1)! + b.numRows)
     this.numRows = this.starts.at(-1)!
-    if (options.schema) {
-      this.plan = planProjection(path, fields, options.schema)
-      this.schema = options.schema
-    } else {
-      this.plan = fields.map((_, i) => i)
-      this.schema = fields
-    }
+    ;({ plan: this.plan, schema: this.schema } = projection(path, fields, options))
   }
 
   async read(start: number, end: number): Promise<Batch> {
@@ -538,13 +538,7 @@ class ArrowIpcFile implements OpenedFile {
     this.starts = [0]
     for (const b of batches) this.starts.push(this.starts.at(-1)! + b.header.length)
     this.numRows = this.starts.at(-1)!
-    if (options.schema) {
-      this.plan = planProjection(path, fields, options.schema)
-      this.schema = options.schema
-    } else {
-      this.plan = fields.map((_, i) => i)
-      this.schema = fields
-    }
+    ;({ plan: this.plan, schema: this.schema } = projection(path, fields, options))
   }
 
   async read(start: number, end: number): Promise<Batch> {
